@@ -1,0 +1,28 @@
+# SlackFleet: the two commands a new user needs are `make demo` and `make test`.
+SWIFT ?= swift
+PREFIX ?= /usr/local
+DEMO_DIR ?= demo
+
+.PHONY: build test demo bench install clean
+
+build:
+	$(SWIFT) build
+
+test:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: build
+	./scripts/demo.sh "$(DEMO_DIR)"
+
+bench:
+	$(SWIFT) build -c release --product slackfleet --product slackfleet-bench
+	./.build/release/slackfleet-bench --cli ./.build/release/slackfleet
+
+install:
+	$(SWIFT) build -c release --product slackfleet
+	install -d "$(PREFIX)/bin"
+	install -m 0755 .build/release/slackfleet "$(PREFIX)/bin/slackfleet"
+
+clean:
+	rm -rf .build "$(DEMO_DIR)"

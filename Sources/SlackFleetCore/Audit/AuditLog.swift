@@ -1,0 +1,209 @@
+import Foundation
+import GRDB
+
+/// The append-only audit log: every change the tool makes, chained by SHA-256, with the
+/// head signed under a key derived from the master key.
+///
+/// Appends come two ways: `append(_:in:)` inside a transaction that also makes the change
+/// (an inventory import and its entries commit together), and `record(_:)`, which makes an
+/// entry durable on its own before a change to the outside world. Concurrent `record` calls
+/// share commits: whichever caller finds no commit in progress writes every waiting entry
+/// in one transaction, so 64 workers do not queue on 64 fsyncs.
+public final class AuditLog: @unchecked Sendable {
+    /// The database the log lives in.
+    public let store: FleetStore
+    /// Who is writing.
+    public let context: AuditContext
+    private let keyring: Keyring
+
+    // Group commit state, guarded by `condition`.
+    private let condition = NSCondition()
+    private var waiting: [(ticket: Int, draft: AuditDraft)] = []
+    private var results: [Int: Result<AuditEntry, any Error>] = [:]
+    private var nextTicket = 0
+    private var committing = false
+
+    static let headMetaKey = "audit_head"
+
+    public init(store: FleetStore, keyring: Keyring, context: AuditContext) {
+        self.store = store
+        self.keyring = keyring
+        self.context = context
+    }
+
+    /// The fingerprint of a secret, the only form in which one may enter the log.
+    public func fingerprint(of value: SecretValue) -> String {
+        keyring.fingerprint(of: value)
+    }
+
+    /// Appends `drafts` inside the caller's write transaction and re-signs the head.
+    @discardableResult
+    public func append(_ drafts: [AuditDraft], in db: Database) throws -> [AuditEntry] {
+        guard !drafts.isEmpty else { return [] }
+        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        var seq: Int64 = last?["seq"] ?? 0
+        var previous: String = last?["hash"] ?? AuditChain.genesisHash
+        let time = Timestamp.now()
+        var entries: [AuditEntry] = []
+        entries.reserveCapacity(drafts.count)
+        for draft in drafts {
+            seq += 1
+            var entry = AuditEntry(
+                seq: seq, time: time, runID: context.runID, actor: context.actor, command: context.command,
+                instance: draft.instance, target: draft.target, action: draft.action, phase: draft.phase.rawValue,
+                detail: try AuditLog.canonicalJSON(draft.detail), prevHash: previous, hash: "")
+            entry.hash = entry.computedHash
+            try entry.insert(db)
+            previous = entry.hash
+            entries.append(entry)
+        }
+        try signHead(seq: seq, hash: previous, keyring: keyring, in: db)
+        return entries
+    }
+
+    /// Appends one entry and returns once it is durable, sharing the commit with concurrent callers.
+    @discardableResult
+    public func record(_ draft: AuditDraft) throws -> AuditEntry {
+        condition.lock()
+        let ticket = nextTicket
+        nextTicket += 1
+        waiting.append((ticket, draft))
+        while true {
+            if let result = results.removeValue(forKey: ticket) {
+                condition.unlock()
+                return try result.get()
+            }
+            if committing {
+                condition.wait()
+                continue
+            }
+            committing = true
+            let batch = waiting
+            waiting.removeAll(keepingCapacity: true)
+            condition.unlock()
+            let outcome = Result { try store.write("writing \(batch.count) audit entries") { db in try append(batch.map(\.draft), in: db) } }
+            condition.lock()
+            for (index, item) in batch.enumerated() {
+                results[item.ticket] = outcome.map { $0[index] }
+            }
+            committing = false
+            condition.broadcast()
+        }
+    }
+
+    /// Re-signs the head under another keyring, inside the caller's transaction (for rekey).
+    func resignHead(with newKeyring: Keyring, in db: Database) throws {
+        guard let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1") else { return }
+        try signHead(seq: last["seq"], hash: last["hash"], keyring: newKeyring, in: db)
+    }
+
+    private func signHead(seq: Int64, hash: String, keyring: Keyring, in db: Database) throws {
+        let head = SignedHead(seq: seq, hash: hash, mac: keyring.auditHeadMAC(seq: seq, hash: hash))
+        try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                       arguments: [AuditLog.headMetaKey, try JSONEncoder().encode(head)])
+    }
+
+    static func canonicalJSON(_ detail: [String: AuditValue]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(detail), as: UTF8.self)
+    }
+}
+
+/// The last entry's sequence number and hash, signed with the audit key.
+struct SignedHead: Codable {
+    let seq: Int64
+    let hash: String
+    let mac: String
+}
+
+/// What `audit verify` found.
+public struct AuditVerification: Sendable {
+    /// Entries checked.
+    public let count: Int64
+    /// The last entry's hash: ship it off the machine and pass it back with `--expect-head`.
+    public let headHash: String
+    /// Whether the signed head was checked (it needs the master key).
+    public let headChecked: Bool
+}
+
+extension AuditLog {
+    /// Verifies the chain of `store`'s log and, given a keyring, its signed head.
+    ///
+    /// `expectedHead` (`SEQ:HASH`, from an earlier `audit verify` or an export kept elsewhere)
+    /// proves that entry is still there, unchanged: the check that catches a truncation even
+    /// by someone holding the key.
+    public static func verify(_ store: FleetStore, keyring: Keyring?, expectedHead: (seq: Int64, hash: String)? = nil) throws -> AuditVerification {
+        try store.read("verifying the audit log") { db in
+            var verifier = AuditChain.Verifier()
+            var expectedSeen = false
+            let cursor = try AuditEntry.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY seq")
+            while let entry = try cursor.next() {
+                try verifier.check(entry)
+                if let expectedHead, entry.seq == expectedHead.seq {
+                    guard entry.hash == expectedHead.hash else {
+                        throw AuditChain.Break(seq: entry.seq, reason: "differs from the head you expected (\(expectedHead.hash)): the log was rewritten from here on")
+                    }
+                    expectedSeen = true
+                }
+            }
+            if let expectedHead, !expectedSeen {
+                throw AuditChain.Break(seq: expectedHead.seq, reason: "is missing: the log ends at \(verifier.count), so entries were removed from its end")
+            }
+            guard let keyring else {
+                return AuditVerification(count: verifier.count, headHash: verifier.headHash, headChecked: false)
+            }
+            guard let data = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [headMetaKey]) else {
+                if verifier.count == 0 {
+                    return AuditVerification(count: 0, headHash: verifier.headHash, headChecked: true)
+                }
+                throw AuditChain.Break(seq: verifier.count, reason: "the signed head is missing: the log was written or altered without the master key")
+            }
+            let head = try JSONDecoder().decode(SignedHead.self, from: data)
+            guard head.mac == keyring.auditHeadMAC(seq: head.seq, hash: head.hash) else {
+                throw AuditChain.Break(seq: head.seq, reason: "the head's signature does not verify with this master key: the log was rewritten without the key")
+            }
+            guard head.seq == verifier.count, head.hash == verifier.headHash else {
+                let reason = head.seq > verifier.count
+                    ? "the signed head is entry \(head.seq) but the log ends at \(verifier.count): entries were removed from its end"
+                    : "the log ends at \(verifier.count) but the signed head is entry \(head.seq): entries were added or rewritten without the master key"
+                throw AuditChain.Break(seq: min(head.seq, verifier.count + 1), reason: reason)
+            }
+            return AuditVerification(count: verifier.count, headHash: verifier.headHash, headChecked: true)
+        }
+    }
+
+    /// Entries, oldest first, optionally for one instance and from a time on.
+    public static func entries(_ store: FleetStore, instance: String? = nil, since: String? = nil, limit: Int? = nil) throws -> [AuditEntry] {
+        try store.read("reading the audit log") { db in
+            var request = AuditEntry.order(Column("seq"))
+            if let instance { request = request.filter(Column("instance") == instance) }
+            if let since { request = request.filter(Column("time") >= since) }
+            if let limit {
+                // The newest `limit` entries, still oldest first.
+                let newest = try request.reversed().limit(limit).fetchAll(db)
+                return newest.reversed()
+            }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// Writes every entry as one JSON object per line, oldest first, without loading the log into memory.
+    public static func export(_ store: FleetStore, to handle: FileHandle) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try store.read("exporting the audit log") { db in
+            let cursor = try AuditEntry.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY seq")
+            var buffer = Data()
+            while let entry = try cursor.next() {
+                buffer.append(try encoder.encode(entry))
+                buffer.append(0x0a)
+                if buffer.count > 1 << 16 {
+                    handle.write(buffer)
+                    buffer.removeAll(keepingCapacity: true)
+                }
+            }
+            handle.write(buffer)
+        }
+    }
+}

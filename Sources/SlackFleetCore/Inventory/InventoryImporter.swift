@@ -1,0 +1,178 @@
+import Foundation
+import GRDB
+
+/// Makes the stored inventory equal an inventory file: plans the changes, then writes them
+/// and their audit entries in one transaction, so an import is all or nothing.
+public enum InventoryImporter {
+    /// One change to the stored inventory.
+    public struct Change: Sendable {
+        public enum Action: String, Sendable {
+            case create, update, remove
+        }
+
+        public let action: Action
+        /// `workspace` or `instance`.
+        public let kind: String
+        public let key: String
+        /// For updates: the fields that change.
+        public let changedFields: [String]
+        fileprivate let before: [(String, InventoryDocument.Value)]?
+        fileprivate let after: [(String, InventoryDocument.Value)]?
+
+        /// The audit target, such as `inventory:instance/prod-us-east`.
+        public var target: String { "inventory:\(kind)/\(key)" }
+    }
+
+    /// What an import did or, in a dry run, would do.
+    public struct Plan: Sendable {
+        public var changes: [Change] = []
+        public var unchanged = 0
+        /// Stored instances or workspaces absent from the file and kept (no `--prune`).
+        public var keptAbsent: [String] = []
+        /// `secret:` references whose secret is not stored yet.
+        public var missingSecrets: [String] = []
+
+        public var isEmpty: Bool { changes.isEmpty }
+    }
+
+    /// Computes the changes that make the store equal `inventory`.
+    public static func plan(_ inventory: Inventory, store: FleetStore, prune: Bool) throws -> Plan {
+        try store.read("planning the import") { db in try plan(inventory, db: db, prune: prune) }
+    }
+
+    static func plan(_ inventory: Inventory, db: Database, prune: Bool) throws -> Plan {
+        let current = try InventoryRepository.load(db)
+        var plan = Plan()
+        diff(current.workspaces, inventory.workspaces, kind: "workspace", key: \.id, fields: InventoryDocument.fields(of:), into: &plan)
+        diff(current.instances, inventory.instances, kind: "instance", key: \.name, fields: InventoryDocument.fields(of:), into: &plan)
+        if !prune {
+            let absent = plan.changes.filter { $0.action == .remove }
+            plan.keptAbsent = absent.map { "\($0.kind) \($0.key)" }
+            plan.changes.removeAll { $0.action == .remove }
+        } else {
+            // A workspace that still has apps cannot go: its apps would lose their workspace.
+            let withApps = Set(try String.fetchAll(db, sql: "SELECT DISTINCT workspace_id FROM app"))
+            let blocked = plan.changes.filter { $0.action == .remove && $0.kind == "workspace" && withApps.contains($0.key) }
+            plan.keptAbsent = blocked.map { "workspace \($0.key) (it still has Slack apps)" }
+            plan.changes.removeAll { change in blocked.contains { $0.key == change.key && $0.kind == change.kind } }
+        }
+        let stored = Set(try String.fetchAll(db, sql: "SELECT name FROM secret"))
+        var references: [SecretReference] = inventory.workspaces.flatMap { [$0.configToken, $0.refreshToken] + ($0.botToken.map { [$0] } ?? []) }
+        for instance in inventory.instances {
+            references.append(instance.apiKey)
+            if case .operatorV2(let target) = instance.registrar { references.append(target.token) }
+            if case .operatorV1(let target) = instance.registrar { references.append(target.token) }
+        }
+        var missing: Set<String> = []
+        for case .stored(let name) in references where !stored.contains(name) { missing.insert(name) }
+        plan.missingSecrets = missing.sorted()
+        return plan
+    }
+
+    private static func diff<T>(_ old: [T], _ new: [T], kind: String, key: (T) -> String,
+                                fields: (T) -> [(String, InventoryDocument.Value)], into plan: inout Plan) {
+        let oldByKey = Dictionary(old.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
+        var seen: Set<String> = []
+        for item in new {
+            let name = key(item)
+            seen.insert(name)
+            let after = fields(item)
+            guard let existing = oldByKey[name] else {
+                plan.changes.append(Change(action: .create, kind: kind, key: name, changedFields: [], before: nil, after: after))
+                continue
+            }
+            let before = fields(existing)
+            let beforeMap = Dictionary(before, uniquingKeysWith: { first, _ in first })
+            let afterMap = Dictionary(after, uniquingKeysWith: { first, _ in first })
+            let changed = Set(beforeMap.keys).union(afterMap.keys).filter { beforeMap[$0] != afterMap[$0] }.sorted()
+            if changed.isEmpty {
+                plan.unchanged += 1
+            } else {
+                plan.changes.append(Change(action: .update, kind: kind, key: name, changedFields: changed, before: before, after: after))
+            }
+        }
+        for item in old where !seen.contains(key(item)) {
+            plan.changes.append(Change(action: .remove, kind: kind, key: key(item), changedFields: [], before: fields(item), after: nil))
+        }
+    }
+
+    /// Imports `inventory`: every change and its audit entry in one transaction.
+    @discardableResult
+    public static func apply(_ inventory: Inventory, store: FleetStore, audit: AuditLog, prune: Bool) throws -> Plan {
+        try store.write("importing the inventory") { db in
+            let plan = try plan(inventory, db: db, prune: prune)
+            let workspaces = Dictionary(inventory.workspaces.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let instances = Dictionary(inventory.instances.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            // Order matters for the foreign keys: workspaces in, instances in and out, workspaces out.
+            let ordered = plan.changes.filter { $0.kind == "workspace" && $0.action != .remove }
+                + plan.changes.filter { $0.kind == "instance" }
+                + plan.changes.filter { $0.kind == "workspace" && $0.action == .remove }
+            for change in ordered {
+                switch (change.kind, change.action) {
+                case ("workspace", .remove):
+                    _ = try WorkspaceRecord.deleteOne(db, key: change.key)
+                case ("workspace", _):
+                    if let workspace = workspaces[change.key] { try WorkspaceRecord(workspace).save(db) }
+                case ("instance", .remove):
+                    _ = try InstanceRecord.deleteOne(db, key: change.key)
+                default:
+                    if let instance = instances[change.key] { try InstanceRecord(instance).save(db) }
+                }
+            }
+            try audit.append(ordered.map { auditDraft($0, audit: audit) }, in: db)
+            return plan
+        }
+    }
+
+    /// Removes one instance, audited.
+    public static func remove(instance name: String, store: FleetStore, audit: AuditLog) throws {
+        try store.write("removing instance \(name)") { db in
+            guard let record = try InstanceRecord.fetchOne(db, key: name) else {
+                throw FleetError.data("no instance named \(name): see `slackfleet inventory list`")
+            }
+            let fields = InventoryDocument.fields(of: try record.instance())
+            _ = try InstanceRecord.deleteOne(db, key: name)
+            let change = Change(action: .remove, kind: "instance", key: name, changedFields: [], before: fields, after: nil)
+            try audit.append([auditDraft(change, audit: audit)], in: db)
+        }
+    }
+
+    private static func auditDraft(_ change: Change, audit: AuditLog) -> AuditDraft {
+        var detail: [String: AuditValue] = [:]
+        switch change.action {
+        case .create:
+            detail["after"] = auditValue(.fields(change.after ?? []), audit: audit)
+        case .remove:
+            detail["before"] = auditValue(.fields(change.before ?? []), audit: audit)
+        case .update:
+            let before = Dictionary(change.before ?? [], uniquingKeysWith: { first, _ in first })
+            let after = Dictionary(change.after ?? [], uniquingKeysWith: { first, _ in first })
+            var changed: [String: AuditValue] = [:]
+            for field in change.changedFields {
+                changed[field] = .object([
+                    "before": before[field].map { auditValue($0, audit: audit) } ?? .null,
+                    "after": after[field].map { auditValue($0, audit: audit) } ?? .null,
+                ])
+            }
+            detail["changed"] = .object(changed)
+        }
+        return AuditDraft(instance: change.kind == "instance" ? change.key : nil, target: change.target,
+                          action: change.action.rawValue, phase: .applied, detail: detail)
+    }
+
+    /// The audit form of a field. An `exec:` reference's command may embed a credential, so
+    /// only its fingerprint is logged.
+    private static func auditValue(_ value: InventoryDocument.Value, audit: AuditLog) -> AuditValue {
+        switch value {
+        case .text(let text):
+            if text.hasPrefix("exec:") { return .string("exec:(command not logged, \(audit.fingerprint(of: SecretValue(text))))") }
+            return .string(text)
+        case .bool(let flag):
+            return .bool(flag)
+        case .list(let items):
+            return .list(items.map { auditValue($0, audit: audit) })
+        case .fields(let fields):
+            return .object(Dictionary(fields.map { ($0.0, auditValue($0.1, audit: audit)) }, uniquingKeysWith: { first, _ in first }))
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+import GRDB
+
+/// The `workspace` table's row.
+struct WorkspaceRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "workspace"
+
+    var id: String
+    var name: String
+    var apiURL: String
+    var allowInsecureHTTP: Bool
+    var configTokenRef: String
+    var refreshTokenRef: String
+    var configTokenExpiresAt: String?
+    var botTokenRef: String?
+    var canaryChannel: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name
+        case apiURL = "api_url"
+        case allowInsecureHTTP = "allow_insecure_http"
+        case configTokenRef = "config_token_ref"
+        case refreshTokenRef = "refresh_token_ref"
+        case configTokenExpiresAt = "config_token_expires_at"
+        case botTokenRef = "bot_token_ref"
+        case canaryChannel = "canary_channel"
+    }
+
+    init(_ workspace: Workspace) {
+        id = workspace.id
+        name = workspace.name
+        apiURL = workspace.apiURL
+        allowInsecureHTTP = workspace.allowInsecureHTTP
+        configTokenRef = workspace.configToken.description
+        refreshTokenRef = workspace.refreshToken.description
+        configTokenExpiresAt = workspace.configTokenExpiresAt
+        botTokenRef = workspace.botToken?.description
+        canaryChannel = workspace.canaryChannel
+    }
+
+    func workspace() throws -> Workspace {
+        Workspace(id: id, name: name, apiURL: apiURL, allowInsecureHTTP: allowInsecureHTTP,
+                  configToken: try StoredReference.parse(configTokenRef, "workspace \(id)", "config_token"),
+                  refreshToken: try StoredReference.parse(refreshTokenRef, "workspace \(id)", "refresh_token"),
+                  configTokenExpiresAt: configTokenExpiresAt,
+                  botToken: try botTokenRef.map { try StoredReference.parse($0, "workspace \(id)", "bot_token") },
+                  canaryChannel: canaryChannel)
+    }
+}
+
+/// The `instance` table's row; lists and maps are JSON text.
+struct InstanceRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "instance"
+
+    var name: String
+    var baseURL: String
+    var hostURLs: String
+    var ipAllowlist: String
+    var workspaceID: String
+    var appGroup: String
+    var apiKeyRef: String
+    var canaryEntity: String?
+    var canaryProject: String?
+    var labels: String
+    var registrar: String
+    var allowInsecureHTTP: Bool
+    var enabled: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case baseURL = "base_url"
+        case hostURLs = "host_urls"
+        case ipAllowlist = "ip_allowlist"
+        case workspaceID = "workspace_id"
+        case appGroup = "app_group"
+        case apiKeyRef = "api_key_ref"
+        case canaryEntity = "canary_entity"
+        case canaryProject = "canary_project"
+        case labels, registrar
+        case allowInsecureHTTP = "allow_insecure_http"
+        case enabled
+    }
+
+    init(_ instance: Instance) throws {
+        name = instance.name
+        baseURL = instance.baseURL
+        hostURLs = try StoredJSON.encode(instance.hostURLs)
+        ipAllowlist = try StoredJSON.encode(instance.ipAllowlist)
+        workspaceID = instance.workspaceID
+        appGroup = instance.appGroup
+        apiKeyRef = instance.apiKey.description
+        canaryEntity = instance.canary?.entity
+        canaryProject = instance.canary?.project
+        labels = try StoredJSON.encode(instance.labels)
+        registrar = try StoredJSON.encode(RegistrarSettings(instance.registrar))
+        allowInsecureHTTP = instance.allowInsecureHTTP
+        enabled = instance.enabled
+    }
+
+    func instance() throws -> Instance {
+        let row = "instance \(name)"
+        var canary: Canary?
+        if let canaryEntity, let canaryProject { canary = Canary(entity: canaryEntity, project: canaryProject) }
+        return Instance(
+            name: name, baseURL: baseURL,
+            hostURLs: try StoredJSON.decode([String].self, hostURLs, row, "host_urls"),
+            ipAllowlist: try StoredJSON.decode([String].self, ipAllowlist, row, "ip_allowlist"),
+            workspaceID: workspaceID, appGroup: appGroup,
+            apiKey: try StoredReference.parse(apiKeyRef, row, "api_key"),
+            canary: canary,
+            labels: try StoredJSON.decode([String: String].self, labels, row, "labels"),
+            registrar: try StoredJSON.decode(RegistrarSettings.self, registrar, row, "registrar").registrar(row),
+            allowInsecureHTTP: allowInsecureHTTP, enabled: enabled)
+    }
+}
+
+/// A registrar as stored: the inventory's own field names.
+struct RegistrarSettings: Codable {
+    var kind: String
+    var apiURL: String?
+    var token: String?
+    var namespace: String?
+    var resource: String?
+    var deployment: String?
+    var caFile: String?
+    var command: [String]?
+    var timeoutSeconds: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case kind
+        case apiURL = "api_url"
+        case token, namespace, resource, deployment
+        case caFile = "ca_file"
+        case command
+        case timeoutSeconds = "timeout_seconds"
+    }
+
+    init(_ registrar: Registrar) {
+        kind = registrar.kind
+        switch registrar {
+        case .operatorV2(let target), .operatorV1(let target):
+            apiURL = target.apiURL
+            token = target.token.description
+            namespace = target.namespace
+            resource = target.resource
+            deployment = target.deployment
+            caFile = target.caFile
+        case .exec(let hook):
+            command = hook.command
+            timeoutSeconds = hook.timeoutSeconds
+        }
+    }
+
+    func registrar(_ row: String) throws -> Registrar {
+        switch kind {
+        case "operator-v2", "operator-v1":
+            guard let apiURL, let token, let namespace, let resource else {
+                throw FleetError.config("the stored registrar of \(row) is incomplete: import the inventory again")
+            }
+            let target = KubernetesTarget(apiURL: apiURL, token: try StoredReference.parse(token, row, "registrar/token"),
+                                          namespace: namespace, resource: resource, deployment: deployment, caFile: caFile)
+            return kind == "operator-v2" ? .operatorV2(target) : .operatorV1(target)
+        case "exec":
+            guard let command, !command.isEmpty else {
+                throw FleetError.config("the stored registrar of \(row) has no command: import the inventory again")
+            }
+            return .exec(ExecHook(command: command, timeoutSeconds: timeoutSeconds ?? ExecHook.defaultTimeoutSeconds))
+        default:
+            throw FleetError.config("the stored registrar of \(row) has the unknown kind \(kind): import the inventory again")
+        }
+    }
+}
+
+/// JSON columns, encoded deterministically so unchanged rows compare equal.
+enum StoredJSON {
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String, _ row: String, _ field: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(text.utf8))
+        } catch {
+            throw FleetError.config("the stored \(field) of \(row) is not valid: import the inventory again")
+        }
+    }
+}
+
+/// References read back from the database.
+enum StoredReference {
+    static func parse(_ text: String, _ row: String, _ field: String) throws -> SecretReference {
+        switch SecretReference.parse(text) {
+        case .success(let reference): return reference
+        case .failure: throw FleetError.config("the stored \(field) reference of \(row) is not valid: import the inventory again")
+        }
+    }
+}

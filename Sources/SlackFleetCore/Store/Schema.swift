@@ -1,0 +1,97 @@
+import GRDB
+
+/// The database schema, as numbered migrations that each run in their own transaction.
+///
+/// Never edit a migration that has shipped: add the next one. Tests migrate from empty and
+/// from every earlier version, with data in place.
+public enum Schema {
+    /// The identifiers of every migration, in order.
+    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit"] }
+
+    /// The migrator that brings any earlier database to the current schema.
+    public static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-inventory-secrets") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    value BLOB NOT NULL
+                );
+                CREATE TABLE workspace (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    api_url TEXT NOT NULL,
+                    allow_insecure_http INTEGER NOT NULL DEFAULT 0,
+                    config_token_ref TEXT NOT NULL,
+                    refresh_token_ref TEXT NOT NULL,
+                    config_token_expires_at TEXT,
+                    bot_token_ref TEXT,
+                    canary_channel TEXT
+                );
+                CREATE TABLE instance (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    base_url TEXT NOT NULL,
+                    host_urls TEXT NOT NULL,
+                    ip_allowlist TEXT NOT NULL,
+                    workspace_id TEXT NOT NULL REFERENCES workspace(id) ON DELETE RESTRICT,
+                    app_group TEXT NOT NULL,
+                    api_key_ref TEXT NOT NULL,
+                    canary_entity TEXT,
+                    canary_project TEXT,
+                    labels TEXT NOT NULL,
+                    registrar TEXT NOT NULL,
+                    allow_insecure_http INTEGER NOT NULL DEFAULT 0,
+                    enabled INTEGER NOT NULL DEFAULT 1
+                );
+                CREATE INDEX instance_app ON instance(workspace_id, app_group);
+                CREATE TABLE app (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    workspace_id TEXT NOT NULL REFERENCES workspace(id) ON DELETE RESTRICT,
+                    app_group TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    stage TEXT NOT NULL CHECK (stage IN ('pending', 'current', 'previous', 'retired')),
+                    slack_app_id TEXT,
+                    client_id TEXT,
+                    client_secret_ref TEXT,
+                    signing_secret_ref TEXT,
+                    verification_token_ref TEXT,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    UNIQUE (workspace_id, app_group, generation)
+                );
+                CREATE TABLE secret (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    sealed BLOB NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL
+                );
+                """)
+        }
+        migrator.registerMigration("v2-audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_entry (
+                    seq INTEGER PRIMARY KEY NOT NULL,
+                    time TEXT NOT NULL,
+                    run_id TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    command TEXT NOT NULL,
+                    instance TEXT,
+                    target TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    phase TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    prev_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                );
+                CREATE INDEX audit_entry_instance ON audit_entry(instance, seq);
+                CREATE INDEX audit_entry_time ON audit_entry(time);
+                CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be changed'); END;
+                CREATE TRIGGER audit_entry_no_delete BEFORE DELETE ON audit_entry
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be deleted'); END;
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import SlackFleetCore
+
+/// The one place the command line writes to the terminal.
+enum Console {
+    /// Writes `text` to standard output as is.
+    static func out(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    /// Writes a line to standard output.
+    static func line(_ text: String = "") {
+        out(text + "\n")
+    }
+
+    /// Writes a note to standard error, keeping standard output for results.
+    static func note(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// One JSON object per line.
+    static func jsonLine<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        out(String(decoding: try encoder.encode(value), as: UTF8.self) + "\n")
+    }
+
+    /// Runs a command body, turning the library's failures into a message and an exit code.
+    static func run(_ body: () throws -> ExitStatus) throws {
+        let status: ExitStatus
+        do {
+            status = try body()
+        } catch let error as FleetError {
+            note("error: \(error.message)")
+            status = error.exitStatus
+        } catch let rejected as InventoryRejected {
+            for warning in rejected.problems where warning.severity == .warning { note(warning.description) }
+            note(rejected.description)
+            status = .dataError
+        } catch let error as StoreError {
+            note("error: \(error)")
+            status = error.isBusy ? .temporaryFailure : .failure
+        } catch let error as AuditChain.Break {
+            note("audit log does NOT verify: \(error)")
+            status = .failure
+        }
+        if status != .ok { throw ExitCode(status.rawValue) }
+    }
+}

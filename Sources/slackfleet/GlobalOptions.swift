@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import SlackFleetCore
+
+/// Where the database and master key are: the options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The fleet database.", discussion: "Default: $SLACKFLEET_DB, else ./slackfleet.db.", valueName: "path"))
+    var database: String?
+
+    @Option(name: .customLong("key-file"), help: ArgumentHelp("The master key file (ignored when $SLACKFLEET_MASTER_KEY is set).", discussion: "Default: $SLACKFLEET_KEY_FILE, else <database>.key.", valueName: "path"))
+    var keyFile: String?
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    var databasePath: String {
+        database ?? environment["SLACKFLEET_DB"].flatMap { $0.isEmpty ? nil : $0 } ?? "slackfleet.db"
+    }
+
+    var keyFilePath: String {
+        keyFile ?? environment["SLACKFLEET_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? databasePath + ".key"
+    }
+
+    /// Whether the master key comes from the environment rather than a file.
+    var keyFromEnvironment: Bool {
+        !(environment[MasterKey.environmentVariable] ?? "").isEmpty
+    }
+
+    func openStore() throws -> FleetStore {
+        try FleetStore.open(atPath: databasePath)
+    }
+
+    /// Loads the master key and opens the database's keyring with it, finishing a rekey
+    /// that was interrupted between its commit and the key file's replacement.
+    func openKeyring(_ store: FleetStore) throws -> Keyring {
+        let key = try MasterKey.load(environment: environment, keyFilePath: keyFilePath)
+        do {
+            return try Keyring.open(store, masterKey: key)
+        } catch let error as FleetError where !keyFromEnvironment && FileSystem.exists(keyFilePath + ".new") {
+            let pendingPath = keyFilePath + ".new"
+            guard let pending = try? MasterKey.load(environment: [:], keyFilePath: pendingPath),
+                  let keyring = try? Keyring.open(store, masterKey: pending) else { throw error }
+            guard rename(pendingPath, keyFilePath) == 0 else {
+                throw FleetError.config("an interrupted rekey left the database's key in \(pendingPath); move it to \(keyFilePath) yourself")
+            }
+            Console.note("finished an interrupted `secrets rekey`: \(keyFilePath) now holds the new key (id \(pending.identifier))")
+            return keyring
+        }
+    }
+
+    /// The store, keyring and an audit log for a command that changes something.
+    func openForChanges(command: String) throws -> (store: FleetStore, keyring: Keyring, audit: AuditLog) {
+        let store = try openStore()
+        let keyring = try openKeyring(store)
+        return (store, keyring, AuditLog(store: store, keyring: keyring, context: AuditContext(command: command)))
+    }
+}
+
+/// Parses repeated `--label key=value` options.
+func parseLabels(_ pairs: [String]) throws -> [String: String] {
+    var labels: [String: String] = [:]
+    for pair in pairs {
+        let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw ValidationError("--label \(pair): write it as key=value, such as --label env=prod")
+        }
+        labels[parts[0]] = parts[1]
+    }
+    return labels
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import SlackFleetCore
+
+@main
+struct SlackFleetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slackfleet",
+        abstract: "Create, configure and register the Slack apps of a fleet of W&B Server deployments.",
+        discussion: """
+            The fleet lives in a SQLite database (--database, $SLACKFLEET_DB, default ./slackfleet.db);
+            secrets in it are sealed under a master key ($SLACKFLEET_MASTER_KEY, or --key-file,
+            $SLACKFLEET_KEY_FILE, default <database>.key). Every change is written to an audit log.
+
+            Exit codes: 0 ok, 1 some instances or checks failed, 2 a dry run found changes,
+            64 usage, 65 bad inventory data, 75 locked or busy (try later), 78 configuration.
+            """,
+        version: SlackFleetVersion.current,
+        subcommands: [InitCommand.self, InventoryCommand.self, SecretsCommand.self, AuditCommand.self]
+    )
+}
+
+/// The version `slackfleet --version` prints.
+enum SlackFleetVersion {
+    static let current = "0.1.0"
+}
