@@ -30,6 +30,29 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "slackfleet-bench",
+            dependencies: ["SlackFleetCore"],
+            path: "Benchmarks/slackfleet-bench"
+        ),
+        .target(
+            name: "SlackFleetTestSupport",
+            dependencies: ["SlackFleetCore"],
+            path: "Tests/SlackFleetTestSupport"
+        ),
+        .testTarget(
+            name: "SlackFleetCoreTests",
+            dependencies: [
+                "SlackFleetCore",
+                "SlackFleetTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "SlackFleetEndToEndTests",
+            dependencies: ["SlackFleetTestSupport", "slackfleet"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,17 +7,22 @@ public enum AuditChain {
     public static let genesisHash = String(repeating: "0", count: 64)
 
     /// SHA-256 over the canonical encoding of `entry` and its `prevHash`.
+    ///
+    /// Each field is written as `<UTF-8 length>:<bytes>;` (a missing one as `-;`), so no two
+    /// different entries share an encoding.
     public static func hash(of entry: AuditEntry) -> String {
-        var hasher = SHA256()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + entry.detail.utf8.count)
         func field(_ value: String?) {
             guard let value else {
-                hasher.update(data: Data("-;".utf8))
+                bytes.append(0x2d)
+                bytes.append(0x3b)
                 return
             }
-            let bytes = Data(value.utf8)
-            hasher.update(data: Data("\(bytes.count):".utf8))
-            hasher.update(data: bytes)
-            hasher.update(data: Data(";".utf8))
+            bytes.append(contentsOf: String(value.utf8.count).utf8)
+            bytes.append(0x3a)
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(0x3b)
         }
         field(String(entry.seq))
         field(entry.time)
@@ -30,7 +35,7 @@ public enum AuditChain {
         field(entry.phase)
         field(entry.detail)
         field(entry.prevHash)
-        return Data(hasher.finalize()).hexString
+        return SHA256.hash(data: bytes).hexString
     }
 
     /// Why a log does not verify: the first entry that breaks the chain.
@@ -67,12 +72,27 @@ public enum AuditChain {
             count = entry.seq
             headHash = entry.hash
         }
+
+        /// Checks that the log ends at the signed head: catches entries removed from the end,
+        /// and entries appended or rewritten by someone without the master key.
+        public func checkEnd(signedHead seq: Int64, hash: String) throws {
+            guard seq == count, hash == headHash else {
+                let reason = seq > count
+                    ? "the signed head is entry \(seq) but the log ends at \(count): entries were removed from its end"
+                    : seq < count
+                    ? "the log ends at \(count) but the signed head is entry \(seq): entries were added without the master key"
+                    : "the last entry is not the one the signed head names: the log was rewritten without the master key"
+                throw Break(seq: min(seq, count + 1), reason: reason)
+            }
+        }
     }
 
-    /// Verifies a whole sequence of entries; returns the number verified.
-    public static func verify<S: Sequence>(_ entries: S) throws -> Int64 where S.Element == AuditEntry {
+    /// Verifies a whole sequence of entries, and that it ends at `signedHead` when given;
+    /// returns the number verified.
+    public static func verify<S: Sequence>(_ entries: S, signedHead: (seq: Int64, hash: String)? = nil) throws -> Int64 where S.Element == AuditEntry {
         var verifier = Verifier()
         for entry in entries { try verifier.check(entry) }
+        if let signedHead { try verifier.checkEnd(signedHead: signedHead.seq, hash: signedHead.hash) }
         return verifier.count
     }
 }

@@ -163,12 +163,7 @@ extension AuditLog {
             guard head.mac == keyring.auditHeadMAC(seq: head.seq, hash: head.hash) else {
                 throw AuditChain.Break(seq: head.seq, reason: "the head's signature does not verify with this master key: the log was rewritten without the key")
             }
-            guard head.seq == verifier.count, head.hash == verifier.headHash else {
-                let reason = head.seq > verifier.count
-                    ? "the signed head is entry \(head.seq) but the log ends at \(verifier.count): entries were removed from its end"
-                    : "the log ends at \(verifier.count) but the signed head is entry \(head.seq): entries were added or rewritten without the master key"
-                throw AuditChain.Break(seq: min(head.seq, verifier.count + 1), reason: reason)
-            }
+            try verifier.checkEnd(signedHead: head.seq, hash: head.hash)
             return AuditVerification(count: verifier.count, headHash: verifier.headHash, headChecked: true)
         }
     }

@@ -33,7 +33,7 @@ public enum EndpointRules {
             return .failure(Problem(problem: "\"\(text)\" is not a URL", fix: "write it as https://host[:port][/path]"))
         }
         guard scheme == "https" || scheme == "http" else {
-            return .failure(Problem(problem: "uses the scheme \(scheme):", fix: "only https URLs are allowed"))
+            return .failure(Problem(problem: "uses the scheme \"\(scheme)\"", fix: "only https URLs are allowed"))
         }
         guard let rawHost = components.host, !rawHost.isEmpty else {
             return .failure(Problem(problem: "\"\(text)\" has no host", fix: "write it as https://host[:port][/path]"))

@@ -1,6 +1,8 @@
 /// Checks that span records: uniqueness, references between them, and per-app limits.
 struct InventoryChecks {
     let sink: ProblemSink
+    /// Every workspace id or name the file tried to define, valid or not.
+    let attemptedWorkspaces: Set<String>
 
     func check(_ inventory: Inventory) {
         var workspaceIDs: Set<String> = []
@@ -18,7 +20,7 @@ struct InventoryChecks {
         for instance in inventory.instances where !names.insert(instance.name).inserted {
             sink.error(line: nil, "instance \(instance.name)/name", "appears twice", "give each instance its own name")
         }
-        for instance in inventory.instances where !workspaceIDs.contains(instance.workspaceID) {
+        for instance in inventory.instances where !workspaceIDs.contains(instance.workspaceID) && !attemptedWorkspaces.contains(instance.workspaceID) {
             sink.error(line: nil, "instance \(instance.name)/workspace", "\"\(instance.workspaceID)\" is not a workspace of this file", "use the id or name of one of: \(inventory.workspaces.map(\.id).joined(separator: ", "))")
         }
         let workspacesByID = Dictionary(inventory.workspaces.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })

@@ -1,8 +1,15 @@
 import Foundation
 
 /// Turns the tree of an inventory file into `Inventory` values, checking each field.
-struct InventoryDecoder {
+final class InventoryDecoder {
     let sink: ProblemSink
+    /// The ids and names of every workspace record, valid or not, so an instance that names a
+    /// workspace with its own errors is not reported a second time.
+    private(set) var workspaceKeys: Set<String> = []
+
+    init(sink: ProblemSink) {
+        self.sink = sink
+    }
 
     static let slugFix = "use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
 
@@ -47,6 +54,11 @@ struct InventoryDecoder {
     private func decodeWorkspace(_ node: SourceNode, index: Int) -> Workspace? {
         guard let record = Record(node, row: "workspaces[\(index)]", sink: sink) else { return nil }
         let id = record.string("id", required: true, hint: "add the Slack team id, such as id: T0123ABCD")
+        if case .map(let pairs) = node.value {
+            for pair in pairs where pair.key == "id" || pair.key == "name" {
+                if case .string(let text) = pair.value.value { workspaceKeys.insert(text) }
+            }
+        }
         if let id {
             record.row = "workspace \(id)"
             if !TextRules.isSlackID(id, prefixes: ["T", "E"]) {
@@ -204,7 +216,6 @@ struct InventoryDecoder {
     private func decodeRegistrar(_ record: Record, allowInsecure: Bool) -> Registrar? {
         guard let node = record.node("registrar", required: true, hint: "add registrar: with kind operator-v2, operator-v1 or exec"),
               let registrar = Record(node, row: record.location("registrar"), sink: sink) else { return nil }
-        defer { registrar.rejectUnknownFields() }
         guard let kind = registrar.string("kind", required: true, hint: "add kind: operator-v2, operator-v1 or exec") else { return nil }
         switch kind {
         case "operator-v2", "operator-v1":
@@ -214,11 +225,15 @@ struct InventoryDecoder {
             let resource = kubernetesName(registrar, "resource", required: true)
             let deployment = kubernetesName(registrar, "deployment", required: kind == "operator-v2")
             let caFile = registrar.string("ca_file")
-            guard let apiURL, let token, let namespace, let resource else { return nil }
-            if kind == "operator-v2" && deployment == nil { return nil }
+            guard let apiURL, let token, let namespace, let resource, kind == "operator-v1" || deployment != nil else {
+                registrar.rejectUnknownFields()
+                return nil
+            }
+            registrar.rejectUnknownFields()
             let target = KubernetesTarget(apiURL: apiURL, token: token, namespace: namespace, resource: resource, deployment: deployment, caFile: caFile)
             return kind == "operator-v2" ? .operatorV2(target) : .operatorV1(target)
         case "exec":
+            defer { registrar.rejectUnknownFields() }
             guard let items = registrar.list("command", required: true, hint: "add command: [program, arg...]; it receives the credentials as JSON on stdin") else { return nil }
             let command = items.enumerated().compactMap { Record.text($1, location: registrar.location("command[\($0)]"), sink: sink) }
             guard !items.isEmpty else {

@@ -29,10 +29,11 @@ public struct InventoryReader {
         do {
             root = try SourceNode.parse(data, format: sourceFormat)
         } catch let error as SourceSyntaxError {
-            sink.error(line: error.line, "file", error.message, "fix the syntax and import again")
+            sink.error(line: error.line, "file", error.problem, error.fix)
             throw InventoryRejected(problems: sink.problems)
         }
-        var inventory = InventoryDecoder(sink: sink).decode(root)
+        let decoder = InventoryDecoder(sink: sink)
+        var inventory = decoder.decode(root)
         if var decoded = inventory {
             // An instance may name its workspace by id or by name; keep ids from here on.
             let idsByName = Dictionary(decoded.workspaces.map { ($0.name, $0.id) }, uniquingKeysWith: { first, _ in first })
@@ -40,7 +41,7 @@ public struct InventoryReader {
             for index in decoded.instances.indices where !ids.contains(decoded.instances[index].workspaceID) {
                 if let id = idsByName[decoded.instances[index].workspaceID] { decoded.instances[index].workspaceID = id }
             }
-            InventoryChecks(sink: sink).check(decoded)
+            InventoryChecks(sink: sink, attemptedWorkspaces: decoder.workspaceKeys).check(decoded)
             inventory = decoded
         }
         guard let inventory, !sink.problems.contains(where: { $0.severity == .error }) else {

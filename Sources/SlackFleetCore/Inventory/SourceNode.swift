@@ -35,7 +35,8 @@ struct SourceNode {
 /// Why a file could not be read as a tree at all.
 struct SourceSyntaxError: Error {
     let line: Int?
-    let message: String
+    let problem: String
+    var fix = "fix the syntax and import again"
 }
 
 enum SourceFormat: String {
@@ -55,14 +56,14 @@ extension SourceNode {
     /// Decodes `data` as UTF-8 text and parses it.
     static func parse(_ data: Data, format: SourceFormat) throws -> SourceNode {
         guard data.count <= maximumFileSize else {
-            throw SourceSyntaxError(line: nil, message: "the file is \(data.count) bytes, more than the \(maximumFileSize >> 20) MiB an inventory may have: split the fleet across databases or shards")
+            throw SourceSyntaxError(line: nil, problem: "the file is \(data.count) bytes, more than the \(maximumFileSize >> 20) MiB an inventory may have", fix: "split the fleet across databases or shards")
         }
         guard let text = String(validatingUTF8Data: data) else {
-            throw SourceSyntaxError(line: nil, message: "the file is not valid UTF-8 text: save it as UTF-8")
+            throw SourceSyntaxError(line: nil, problem: "the file is not valid UTF-8 text", fix: "save it as UTF-8")
         }
         if let index = text.unicodeScalars.firstIndex(where: { $0 == "\0" }) {
             let line = text.unicodeScalars[..<index].filter { $0 == "\n" }.count + 1
-            throw SourceSyntaxError(line: line, message: "the file contains a NUL character: remove it")
+            throw SourceSyntaxError(line: line, problem: "the file contains a NUL character", fix: "remove it")
         }
         switch format {
         case .yaml: return try parseYAML(text)
@@ -75,32 +76,40 @@ extension SourceNode {
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw SourceSyntaxError(line: yamlErrorLine(error), message: "not valid YAML: \(yamlErrorSummary(error))")
+            throw SourceSyntaxError(line: yamlErrorLine(error), problem: "not valid YAML: \(yamlErrorSummary(error))")
         }
         guard let root else {
-            throw SourceSyntaxError(line: nil, message: "the file is empty: an inventory starts with `version: 1`")
+            throw SourceSyntaxError(line: nil, problem: "the file is empty", fix: "an inventory starts with `version: 1`")
         }
-        return try SourceNode(yaml: root)
+        // Yams expands aliases; a file whose tree is much larger than its text is an alias bomb.
+        var budget = 2 * text.utf8.count + 64
+        return try SourceNode(yaml: root, budget: &budget)
     }
 
-    private init(yaml node: Node) throws {
+    private init(yaml node: Node, budget: inout Int) throws {
+        budget -= 1
+        guard budget >= 0 else {
+            throw SourceSyntaxError(line: node.mark?.line, problem: "YAML aliases expand to far more values than the file holds", fix: "write the values out instead of using anchors and aliases")
+        }
         let line = node.mark?.line
         switch node {
         case .scalar(let scalar):
             self.init(value: SourceNode.classify(scalar), line: line)
         case .sequence(let sequence):
-            self.init(value: .list(try sequence.map { try SourceNode(yaml: $0) }), line: line)
+            var items: [SourceNode] = []
+            for item in sequence { items.append(try SourceNode(yaml: item, budget: &budget)) }
+            self.init(value: .list(items), line: line)
         case .mapping(let mapping):
             var pairs: [(key: String, keyLine: Int?, value: SourceNode)] = []
             for (key, value) in mapping {
                 guard case .scalar(let keyScalar) = key else {
-                    throw SourceSyntaxError(line: key.mark?.line, message: "a mapping key must be a plain name")
+                    throw SourceSyntaxError(line: key.mark?.line, problem: "a mapping key is not a plain name", fix: "write field names as plain words")
                 }
-                pairs.append((keyScalar.string, key.mark?.line, try SourceNode(yaml: value)))
+                pairs.append((keyScalar.string, key.mark?.line, try SourceNode(yaml: value, budget: &budget)))
             }
             self.init(value: .map(pairs), line: line)
         case .alias:
-            throw SourceSyntaxError(line: line, message: "YAML aliases (*name) are not supported in an inventory: write the value out")
+            throw SourceSyntaxError(line: line, problem: "YAML aliases (*name) are not supported in an inventory", fix: "write the value out")
         }
     }
 
@@ -144,12 +153,22 @@ extension SourceNode {
     private static func parseJSON(_ data: Data) throws -> SourceNode {
         do {
             return try JSONDecoder().decode(JSONTree.self, from: data).node
-        } catch let error as DecodingError {
-            var detail = "\(error)"
-            if case .dataCorrupted(let context) = error {
-                detail = (context.underlyingError.map { "\($0)" } ?? context.debugDescription)
+        } catch {
+            // JSONDecoder says only "not valid JSON"; JSONSerialization says where.
+            var detail = "the data is not valid JSON"
+            var line: Int?
+            do {
+                _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            } catch let parseError as NSError {
+                if let description = parseError.userInfo[NSDebugDescriptionErrorKey] as? String {
+                    detail = description.trimmingCharacters(in: CharacterSet(charactersIn: "."))
+                    if let range = description.range(of: #"character [0-9]+"#, options: .regularExpression),
+                       let offset = Int(description[range].dropFirst("character ".count)) {
+                        line = data.prefix(offset).filter { $0 == 0x0a }.count + 1
+                    }
+                }
             }
-            throw SourceSyntaxError(line: nil, message: "not valid JSON: \(detail.prefix(300))")
+            throw SourceSyntaxError(line: line, problem: "not valid JSON: \(detail.prefix(300))")
         }
     }
 

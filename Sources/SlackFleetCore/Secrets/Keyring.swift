@@ -107,12 +107,12 @@ public struct Keyring: Sendable {
     }
 }
 
-extension Data {
+extension Sequence where Element == UInt8 {
     /// Lowercase hexadecimal text.
     var hexString: String {
         let digits = Array("0123456789abcdef".utf8)
         var bytes = [UInt8]()
-        bytes.reserveCapacity(count * 2)
+        bytes.reserveCapacity(64)
         for byte in self {
             bytes.append(digits[Int(byte >> 4)])
             bytes.append(digits[Int(byte & 0x0f)])

@@ -67,9 +67,7 @@ public final class FleetStore: Sendable {
     public func write<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.write(body)
-        } catch let error as FleetError {
-            throw error
-        } catch {
+        } catch let error as DatabaseError {
             throw StoreError(error, while: what)
         }
     }
@@ -78,9 +76,7 @@ public final class FleetStore: Sendable {
     public func read<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.read(body)
-        } catch let error as FleetError {
-            throw error
-        } catch {
+        } catch let error as DatabaseError {
             throw StoreError(error, while: what)
         }
     }
