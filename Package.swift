@@ -51,7 +51,11 @@ let package = Package(
         ),
         .testTarget(
             name: "SlackFleetEndToEndTests",
-            dependencies: ["SlackFleetTestSupport", "slackfleet"]
+            dependencies: [
+                "SlackFleetTestSupport",
+                "slackfleet",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]
