@@ -16,7 +16,8 @@ demo: build
 	./scripts/demo.sh "$(DEMO_DIR)"
 
 bench:
-	$(SWIFT) build -c release --product slackfleet --product slackfleet-bench
+	$(SWIFT) build -c release --product slackfleet
+	$(SWIFT) build -c release --product slackfleet-bench
 	./.build/release/slackfleet-bench --cli ./.build/release/slackfleet
 
 install:

@@ -207,15 +207,22 @@ struct AuditTests {
         let fixture = try FleetFixture()
         let writers = 64, perWriter = 40
         let failures = Counter()
-        DispatchQueue.concurrentPerform(iterations: writers) { writer in
-            for index in 0..<perWriter {
-                do {
-                    try fixture.audit.record(AuditDraft(instance: "w\(writer)", target: "test:\(writer)/\(index)", action: "intent", phase: .intent))
-                } catch {
-                    failures.increment()
+        // Real threads: concurrentPerform would run only about one per core.
+        let finished = DispatchGroup()
+        for writer in 0..<writers {
+            finished.enter()
+            Thread {
+                for index in 0..<perWriter {
+                    do {
+                        try fixture.audit.record(AuditDraft(instance: "w\(writer)", target: "test:\(writer)/\(index)", action: "intent", phase: .intent))
+                    } catch {
+                        failures.increment()
+                    }
                 }
-            }
+                finished.leave()
+            }.start()
         }
+        #expect(finished.wait(timeout: .now() + 60) == .success)
         #expect(failures.value == 0)
         let entries = try AuditLog.entries(fixture.store)
         #expect(entries.count == writers * perWriter)

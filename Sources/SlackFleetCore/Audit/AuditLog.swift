@@ -22,6 +22,10 @@ public final class AuditLog: @unchecked Sendable {
     private var results: [Int: Result<AuditEntry, any Error>] = [:]
     private var nextTicket = 0
     private var committing = false
+    /// Writers inside `record` now, and a decaying high-water mark of it: how many a leader
+    /// can expect to join a batch.
+    private var writersInside = 0
+    private var recentWriters = 0
 
     static let headMetaKey = "audit_head"
 
@@ -68,8 +72,11 @@ public final class AuditLog: @unchecked Sendable {
         let ticket = nextTicket
         nextTicket += 1
         waiting.append((ticket, draft))
+        writersInside += 1
+        recentWriters = max(recentWriters, writersInside)
         while true {
             if let result = results.removeValue(forKey: ticket) {
+                writersInside -= 1
                 condition.unlock()
                 return try result.get()
             }
@@ -77,17 +84,31 @@ public final class AuditLog: @unchecked Sendable {
                 condition.wait()
                 continue
             }
+            // Lead. Writers woken by the previous commit re-enqueue within microseconds, but only
+            // once this lock is free: under contention, give them a moment to join the batch,
+            // so one fsync carries many entries. A lone writer never waits.
             committing = true
-            let batch = waiting
-            waiting.removeAll(keepingCapacity: true)
-            condition.unlock()
-            let outcome = Result { try store.write("writing \(batch.count) audit entries") { db in try append(batch.map(\.draft), in: db) } }
-            condition.lock()
-            for (index, item) in batch.enumerated() {
-                results[item.ticket] = outcome.map { $0[index] }
+            if recentWriters > 1 {
+                let deadline = DispatchTime.now() + .microseconds(1500)
+                while waiting.count < recentWriters * 3 / 4, DispatchTime.now() < deadline {
+                    condition.unlock()
+                    usleep(100)
+                    condition.lock()
+                }
+            }
+            while !waiting.isEmpty {
+                let batch = waiting
+                recentWriters = max(writersInside, recentWriters * 7 / 8)
+                waiting.removeAll(keepingCapacity: true)
+                condition.unlock()
+                let outcome = Result { try store.write("writing \(batch.count) audit entries") { db in try append(batch.map(\.draft), in: db) } }
+                condition.lock()
+                for (index, item) in batch.enumerated() {
+                    results[item.ticket] = outcome.map { $0[index] }
+                }
+                condition.broadcast()
             }
             committing = false
-            condition.broadcast()
         }
     }
 
@@ -104,9 +125,7 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     static func canonicalJSON(_ detail: [String: AuditValue]) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(detail), as: UTF8.self)
+        AuditValue.object(detail).canonicalJSON
     }
 }
 

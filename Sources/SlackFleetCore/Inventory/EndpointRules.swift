@@ -23,31 +23,35 @@ public enum EndpointRules {
     /// Checks `text` and returns it normalised: lowercase scheme and host, no default port,
     /// no trailing slash.
     public static func checkURL(_ text: String, role: URLRole, allowInsecureHTTP: Bool) -> Result<String, Problem> {
-        if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0 == " " }) {
+        if TextRules.containsControlCharacter(text) || text.utf8.contains(0x20) {
             return .failure(Problem(problem: "contains a space, tab, line break or other control character", fix: "write the URL on one line with no whitespace"))
         }
         if text.count > maximumRedirectURLLength {
             return .failure(Problem(problem: "is \(text.count) characters long", fix: "Slack accepts at most \(maximumRedirectURLLength)"))
         }
-        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
+        guard let url = HTTPURL(text) else {
+            if !text.utf8.allSatisfy({ $0 < 0x80 }) {
+                return .failure(Problem(problem: "\"\(text)\" has non-ASCII characters", fix: "write international host names in their xn-- form and percent-encode paths"))
+            }
             return .failure(Problem(problem: "\"\(text)\" is not a URL", fix: "write it as https://host[:port][/path]"))
         }
+        let scheme = url.scheme
         guard scheme == "https" || scheme == "http" else {
             return .failure(Problem(problem: "uses the scheme \"\(scheme)\"", fix: "only https URLs are allowed"))
         }
-        guard let rawHost = components.host, !rawHost.isEmpty else {
+        guard !url.host.isEmpty else {
             return .failure(Problem(problem: "\"\(text)\" has no host", fix: "write it as https://host[:port][/path]"))
         }
-        if components.user != nil || components.password != nil {
+        if url.hasUserInfo {
             return .failure(Problem(problem: "carries a user name or password", fix: "remove the userinfo part; credentials belong in secret references"))
         }
-        if text.contains("#") {
+        if url.fragment != nil {
             return .failure(Problem(problem: "has a fragment (#...)", fix: "remove it: Slack refuses redirect URLs with '#'"))
         }
-        if role == .hostURL, components.query != nil {
+        if role == .hostURL, url.query != nil {
             return .failure(Problem(problem: "has a query string", fix: "a host URL is scheme, host, port and path only"))
         }
-        let host = rawHost.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let host = url.host
         if let reason = forbiddenHostReason(host) {
             return .failure(Problem(problem: "points at \(host), \(reason)", fix: "use the instance's real address"))
         }
@@ -59,21 +63,16 @@ public enum EndpointRules {
                 return .failure(Problem(problem: "uses plain http to \(host), which is not a loopback address", fix: "use https; allow_insecure_http only permits http to 127.0.0.0/8, ::1 or localhost"))
             }
         }
-        var normalised = URLComponents()
-        normalised.scheme = scheme
-        normalised.host = rawHost.lowercased()
-        if let port = components.port, !((scheme == "https" && port == 443) || (scheme == "http" && port == 80)) {
-            normalised.port = port
-        }
-        var path = components.percentEncodedPath
+        var path = url.path
         // A redirect URL matches itself and anything below it, so a trailing slash means nothing
         // there; an API endpoint's path is kept exactly as written.
         if role == .hostURL { while path.hasSuffix("/") { path.removeLast() } }
-        normalised.percentEncodedPath = path
-        if role == .endpoint, let query = components.percentEncodedQuery { normalised.percentEncodedQuery = query }
-        guard let result = normalised.string else {
-            return .failure(Problem(problem: "\"\(text)\" cannot be normalised", fix: "write it as https://host[:port][/path]"))
+        var result = scheme + "://" + (host.contains(":") ? "[\(host)]" : host)
+        if let port = url.port, !((scheme == "https" && port == 443) || (scheme == "http" && port == 80)) {
+            result += ":\(port)"
         }
+        result += path
+        if role == .endpoint, let query = url.query { result += "?" + query }
         return .success(result)
     }
 
@@ -154,4 +153,75 @@ struct IPv4Address: CustomStringConvertible {
     var octets: [UInt32] { [value >> 24, (value >> 16) & 0xff, (value >> 8) & 0xff, value & 0xff] }
 
     var description: String { octets.map(String.init).joined(separator: ".") }
+}
+
+/// An http(s)-shaped URL split into its parts: `scheme://[userinfo@]host[:port][path][?query][#fragment]`.
+///
+/// Strict and ASCII-only (international names in xn-- form), so the rules above see exactly
+/// what a client will connect to; scheme and host come back lowercase, IPv6 hosts without brackets.
+struct HTTPURL {
+    let scheme: String
+    let hasUserInfo: Bool
+    let host: String
+    let port: Int?
+    let path: String
+    let query: String?
+    let fragment: String?
+
+    init?(_ text: String) {
+        let bytes = Array(text.utf8)
+        guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }
+        func string(_ range: Range<Int>, lowercase: Bool = false) -> String {
+            String(decoding: lowercase ? bytes[range].map { TextRules.isUpper($0) ? $0 | 0x20 : $0 } : Array(bytes[range]), as: UTF8.self)
+        }
+        // scheme "://"
+        var index = 0
+        while index < bytes.count, TextRules.isAlnum(bytes[index]) || bytes[index] == 0x2b || bytes[index] == 0x2d || bytes[index] == 0x2e { index += 1 }
+        guard index > 0, !TextRules.isDigit(bytes[0]), index + 2 < bytes.count,
+              bytes[index] == 0x3a, bytes[index + 1] == 0x2f, bytes[index + 2] == 0x2f else { return nil }
+        scheme = string(0..<index, lowercase: true)
+        let authorityStart = index + 3
+        let fragmentStart = bytes[authorityStart...].firstIndex(of: 0x23)
+        let end = fragmentStart ?? bytes.count
+        fragment = fragmentStart.map { string(($0 + 1)..<bytes.count) }
+        let queryStart = bytes[authorityStart..<end].firstIndex(of: 0x3f)
+        query = queryStart.map { string(($0 + 1)..<end) }
+        let pathEnd = queryStart ?? end
+        let authorityEnd = bytes[authorityStart..<pathEnd].firstIndex(of: 0x2f) ?? pathEnd
+        path = string(authorityEnd..<pathEnd)
+        guard !bytes[authorityEnd..<pathEnd].contains(0x5c) else { return nil }
+        var hostStart = authorityStart
+        if let at = bytes[authorityStart..<authorityEnd].lastIndex(of: 0x40) {
+            hasUserInfo = true
+            hostStart = at + 1
+        } else {
+            hasUserInfo = false
+        }
+        var hostEnd = authorityEnd
+        var portStart: Int?
+        if hostStart < authorityEnd, bytes[hostStart] == 0x5b {
+            guard let close = bytes[hostStart..<authorityEnd].firstIndex(of: 0x5d) else { return nil }
+            host = string((hostStart + 1)..<close, lowercase: true)
+            if close + 1 < authorityEnd {
+                guard bytes[close + 1] == 0x3a else { return nil }
+                portStart = close + 2
+            }
+            guard !host.isEmpty, host.utf8.allSatisfy({ TextRules.isAlnum($0) || $0 == 0x3a || $0 == 0x2e }) else { return nil }
+        } else {
+            if let colon = bytes[hostStart..<authorityEnd].firstIndex(of: 0x3a) {
+                hostEnd = colon
+                portStart = colon + 1
+            }
+            guard bytes[hostStart..<hostEnd].allSatisfy({ TextRules.isAlnum($0) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f }) else { return nil }
+            host = string(hostStart..<hostEnd, lowercase: true)
+        }
+        if let portStart {
+            let digits = bytes[portStart..<authorityEnd]
+            guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy(TextRules.isDigit),
+                  let port = Int(String(decoding: digits, as: UTF8.self)), (1...65535).contains(port) else { return nil }
+            self.port = port
+        } else {
+            port = nil
+        }
+    }
 }

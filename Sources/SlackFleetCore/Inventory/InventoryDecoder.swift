@@ -28,8 +28,52 @@ final class InventoryDecoder {
             return nil
         }
         let workspaces = workspaceNodes.enumerated().compactMap { decodeWorkspace($1, index: $0) }
-        let instances = instanceNodes.enumerated().compactMap { decodeInstance($1, index: $0) }
-        return Inventory(workspaces: workspaces, instances: instances)
+        return Inventory(workspaces: workspaces, instances: decodeInstances(instanceNodes))
+    }
+
+    /// Decodes instances in chunks on every core; each chunk has its own problem list, merged
+    /// back in file order, so the messages are exactly those of a serial pass.
+    private func decodeInstances(_ nodes: [SourceNode]) -> [Instance] {
+        let chunkSize = 500
+        let chunks = (nodes.count + chunkSize - 1) / chunkSize
+        let results = ChunkResults(count: chunks)
+        let file = sink.file
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let sink = ProblemSink(file: file)
+            let decoder = InventoryDecoder(sink: sink)
+            let range = (chunk * chunkSize)..<min(nodes.count, (chunk + 1) * chunkSize)
+            let instances = range.compactMap { decoder.decodeInstance(nodes[$0], index: $0) }
+            results.store(chunk, instances: instances, problems: sink.problems)
+        }
+        var instances: [Instance] = []
+        instances.reserveCapacity(nodes.count)
+        for chunk in 0..<chunks {
+            let (decoded, problems) = results.result(chunk)
+            instances.append(contentsOf: decoded)
+            sink.append(problems)
+        }
+        return instances
+    }
+
+    private final class ChunkResults: @unchecked Sendable {
+        private let lock = NSLock()
+        private var slots: [([Instance], [InventoryProblem])]
+
+        init(count: Int) {
+            slots = Array(repeating: ([], []), count: count)
+        }
+
+        func store(_ chunk: Int, instances: [Instance], problems: [InventoryProblem]) {
+            lock.lock()
+            slots[chunk] = (instances, problems)
+            lock.unlock()
+        }
+
+        func result(_ chunk: Int) -> ([Instance], [InventoryProblem]) {
+            lock.lock()
+            defer { lock.unlock() }
+            return slots[chunk]
+        }
     }
 
     private func slug(_ record: Record, _ key: String, required: Bool) -> String? {

@@ -69,18 +69,22 @@ public enum InventoryImporter {
         return plan
     }
 
-    private static func diff<T>(_ old: [T], _ new: [T], kind: String, key: (T) -> String,
+    private static func diff<T: Equatable>(_ old: [T], _ new: [T], kind: String, key: (T) -> String,
                                 fields: (T) -> [(String, InventoryDocument.Value)], into plan: inout Plan) {
         let oldByKey = Dictionary(old.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
         var seen: Set<String> = []
         for item in new {
             let name = key(item)
             seen.insert(name)
-            let after = fields(item)
             guard let existing = oldByKey[name] else {
-                plan.changes.append(Change(action: .create, kind: kind, key: name, changedFields: [], before: nil, after: after))
+                plan.changes.append(Change(action: .create, kind: kind, key: name, changedFields: [], before: nil, after: fields(item)))
                 continue
             }
+            if existing == item {
+                plan.unchanged += 1
+                continue
+            }
+            let after = fields(item)
             let before = fields(existing)
             let beforeMap = Dictionary(before, uniquingKeysWith: { first, _ in first })
             let afterMap = Dictionary(after, uniquingKeysWith: { first, _ in first })
@@ -111,12 +115,16 @@ public enum InventoryImporter {
                 switch (change.kind, change.action) {
                 case ("workspace", .remove):
                     _ = try WorkspaceRecord.deleteOne(db, key: change.key)
+                case ("workspace", .create):
+                    if let workspace = workspaces[change.key] { try WorkspaceRecord(workspace).insert(db) }
                 case ("workspace", _):
-                    if let workspace = workspaces[change.key] { try WorkspaceRecord(workspace).save(db) }
+                    if let workspace = workspaces[change.key] { try WorkspaceRecord(workspace).update(db) }
                 case ("instance", .remove):
                     _ = try InstanceRecord.deleteOne(db, key: change.key)
+                case ("instance", .create):
+                    if let instance = instances[change.key] { try InstanceRecord(instance).insert(db) }
                 default:
-                    if let instance = instances[change.key] { try InstanceRecord(instance).save(db) }
+                    if let instance = instances[change.key] { try InstanceRecord(instance).update(db) }
                 }
             }
             try audit.append(ordered.map { auditDraft($0, audit: audit) }, in: db)

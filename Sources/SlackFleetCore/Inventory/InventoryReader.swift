@@ -64,6 +64,10 @@ final class ProblemSink {
         problems.append(InventoryProblem(file: file, line: line, location: location, problem: problem, fix: fix, severity: .error))
     }
 
+    func append(_ more: [InventoryProblem]) {
+        problems.append(contentsOf: more)
+    }
+
     func warning(line: Int?, _ location: String, _ problem: String, _ fix: String) {
         problems.append(InventoryProblem(file: file, line: line, location: location, problem: problem, fix: fix, severity: .warning))
     }
@@ -131,7 +135,7 @@ final class Record {
                 sink.error(line: node.line, location, "is \(text.count) characters long", "at most \(maximumLength) are allowed")
                 return nil
             }
-            if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            if TextRules.containsControlCharacter(text) {
                 sink.error(line: node.line, location, "contains a control character (line break, tab, NUL...)", "write the value on one line")
                 return nil
             }

@@ -45,6 +45,47 @@ public enum TextRules {
             && text.utf8.first.map(isAlnum) == true
     }
 
+    /// Whether a plain YAML scalar would be read as a number by YAML 1.1 or 1.2 parsers:
+    /// decimal, float, exponent, hex, octal, infinity or NaN.
+    public static func looksLikeYAMLNumber(_ text: String) -> Bool {
+        var bytes = Array(text.utf8)[...]
+        guard let first = bytes.first else { return false }
+        if [".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN"].contains(text) { return true }
+        if first == 0x2b || first == 0x2d {
+            bytes = bytes.dropFirst()
+            if [".inf", ".Inf", ".INF"].contains(String(decoding: bytes, as: UTF8.self)) { return true }
+        }
+        if bytes.count > 2, bytes.first == 0x30, bytes[bytes.startIndex + 1] == 0x78 || bytes[bytes.startIndex + 1] == 0x6f {
+            let isHex = bytes[bytes.startIndex + 1] == 0x78
+            return bytes.dropFirst(2).allSatisfy { isHex ? (isDigit($0) || (0x61...0x66).contains($0 | 0x20)) : (0x30...0x37).contains($0) }
+        }
+        // digits [. digits] [e[+-]digits], underscores allowed in the mantissa (YAML 1.1).
+        var sawDigit = false, sawDot = false, index = bytes.startIndex
+        while index < bytes.endIndex {
+            let c = bytes[index]
+            if isDigit(c) { sawDigit = true } else if c == 0x5f && sawDigit { } else if c == 0x2e && !sawDot { sawDot = true } else { break }
+            index += 1
+        }
+        guard sawDigit else { return false }
+        if index == bytes.endIndex { return true }
+        guard bytes[index] | 0x20 == 0x65 else { return false }
+        index += 1
+        if index < bytes.endIndex, bytes[index] == 0x2b || bytes[index] == 0x2d { index += 1 }
+        guard index < bytes.endIndex else { return false }
+        return bytes[index...].allSatisfy(isDigit)
+    }
+
+    /// Whether `text` holds a C0 or C1 control character (line breaks, tabs, NUL, escape...).
+    public static func containsControlCharacter(_ text: String) -> Bool {
+        var previous: UInt8 = 0
+        for byte in text.utf8 {
+            if byte < 0x20 || byte == 0x7f { return true }
+            if previous == 0xc2 && (0x80...0x9f).contains(byte) { return true }
+            previous = byte
+        }
+        return false
+    }
+
     /// An environment variable name.
     public static func isEnvironmentName(_ text: String) -> Bool {
         ascii(text, count: 1...255, edge: { _ in true }) { isAlnum($0) || $0 == 0x5f }
