@@ -44,6 +44,9 @@ enum Console {
         } catch let error as AuditChain.Break {
             note("audit log does NOT verify: \(error)")
             status = .failure
+        } catch {
+            note("error: \(error)")
+            status = .failure
         }
         if status != .ok { throw ExitCode(status.rawValue) }
     }

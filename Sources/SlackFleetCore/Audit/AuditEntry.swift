@@ -17,35 +17,13 @@ public enum AuditPhase: String, Codable, Sendable, CaseIterable {
 
 /// A detail value: what an audit entry may hold. There is deliberately no case for a secret:
 /// a secret enters the log only as its fingerprint.
-public enum AuditValue: Sendable, Equatable, Codable {
+public enum AuditValue: Sendable, Equatable {
     case string(String)
     case int(Int)
     case bool(Bool)
     case list([AuditValue])
     case object([String: AuditValue])
     case null
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int.self) { self = .int(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([AuditValue].self) { self = .list(value) }
-        else { self = .object(try container.decode([String: AuditValue].self)) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .string(let value): try container.encode(value)
-        case .int(let value): try container.encode(value)
-        case .bool(let value): try container.encode(value)
-        case .list(let value): try container.encode(value)
-        case .object(let value): try container.encode(value)
-        case .null: try container.encodeNil()
-        }
-    }
 }
 
 extension AuditValue {
@@ -58,7 +36,7 @@ extension AuditValue {
 
     private func write(to out: inout String) {
         switch self {
-        case .string(let text): AuditValue.writeString(text, to: &out)
+        case .string(let text): JSONText.appendQuoted(text, to: &out)
         case .int(let number): out += String(number)
         case .bool(let flag): out += flag ? "true" : "false"
         case .null: out += "null"
@@ -73,39 +51,12 @@ extension AuditValue {
             out += "{"
             for (index, key) in fields.keys.sorted().enumerated() {
                 if index > 0 { out += "," }
-                AuditValue.writeString(key, to: &out)
+                JSONText.appendQuoted(key, to: &out)
                 out += ":"
                 fields[key]?.write(to: &out)
             }
             out += "}"
         }
-    }
-
-    private static func writeString(_ text: String, to out: inout String) {
-        out += "\""
-        // Almost every value needs no escaping: append it whole.
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) {
-            out += text
-            out += "\""
-            return
-        }
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
     }
 }
 

@@ -134,7 +134,7 @@ public enum InventoryDocument {
 
     private static func scalar(_ value: Value) -> String {
         switch value {
-        case .text(let text): jsonString(text)
+        case .text(let text): JSONText.quoted(text)
         case .bool(let flag): flag ? "true" : "false"
         default: ""
         }
@@ -151,7 +151,7 @@ public enum InventoryDocument {
         let pad = String(repeating: " ", count: indent + 2)
         switch value {
         case .text(let text):
-            out += indent == 0 ? text : jsonString(text)
+            out += indent == 0 ? text : JSONText.quoted(text)
         case .bool(let flag):
             out += flag ? "true" : "false"
         case .list(let items):
@@ -166,32 +166,11 @@ public enum InventoryDocument {
         case .fields(let fields):
             out += "{\n"
             for (index, field) in fields.enumerated() {
-                out += pad + jsonString(field.0) + ": "
+                out += pad + JSONText.quoted(field.0) + ": "
                 if field.0 == "version" { out += "1" } else { emitJSON(field.1, indent: indent + 2, into: &out) }
                 out += index == fields.count - 1 ? "\n" : ",\n"
             }
             out += String(repeating: " ", count: indent) + "}"
         }
-    }
-
-    /// A double-quoted string, valid both as JSON and as YAML.
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }
