@@ -10,7 +10,7 @@ build:
 
 test:
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-xctest
 
 demo: build
 	./scripts/demo.sh "$(DEMO_DIR)"
