@@ -6,13 +6,18 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "slackfleet", targets: ["slackfleet"]),
+        .executable(name: "fleet-sim", targets: ["fleet-sim"]),
         .library(name: "SlackFleetCore", targets: ["SlackFleetCore"]),
+        .library(name: "FleetSimulator", targets: ["FleetSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/GraphQLSwift/GraphQL", from: "4.3.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         .target(
@@ -27,6 +32,26 @@ let package = Package(
             name: "slackfleet",
             dependencies: [
                 "SlackFleetCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(
+            name: "FleetSimulator",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "GraphQL", package: "GraphQL"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Slack/manifest-schema-LICENSE"],
+            resources: [.copy("Slack/manifest.schema.1.0.0.json")]
+        ),
+        .executableTarget(
+            name: "fleet-sim",
+            dependencies: [
+                "FleetSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -48,6 +73,10 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "FleetSimulatorTests",
+            dependencies: ["FleetSimulator", "SlackFleetTestSupport"]
         ),
         .testTarget(
             name: "SlackFleetEndToEndTests",

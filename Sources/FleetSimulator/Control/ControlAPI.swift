@@ -1,0 +1,172 @@
+import Foundation
+
+extension Simulator {
+    /// `/_sim/...`: what tests and the demo use to set faults, move the clock and read the
+    /// simulated services' state. JSON in and out.
+    func control(_ request: SimRequest, segments: [String]) -> SimResponse {
+        let body = (try? JSONValue.parse(request.body)) ?? .object([:])
+        return withWorld { world in
+            switch (request.method, segments) {
+            case ("GET", ["health"]):
+                return .json(["ok": true])
+            case ("GET", ["calls"]):
+                return .json(["calls": .object(world.calls.mapValues { .integer(Int64($0)) }),
+                              "ratelimited": .object(world.rateLimiter.limited.mapValues { .integer(Int64($0)) })])
+            case ("POST", ["calls", "reset"]):
+                world.calls.removeAll()
+                return .json(["ok": true])
+            case ("GET", ["apps"]):
+                return .json(.array(world.apps.values.sorted { $0.id < $1.id }.map(Simulator.describe)))
+            case ("POST", let path) where path.count == 3 && path[0] == "apps" && path[2] == "edit":
+                return editApp(path[1], body, world: &world)
+            case ("GET", ["instances"]):
+                for name in world.instances.keys { world.settle(name) }
+                return .json(.array(world.instances.keys.sorted().compactMap { world.describe($0, full: false) }))
+            case ("GET", let path) where path.count == 2 && path[0] == "instances":
+                world.settle(path[1])
+                return world.describe(path[1], full: true).map { .json($0) } ?? .json(["error": "no such instance"], status: 404)
+            case ("POST", let path) where path.count == 3 && path[0] == "instances" && path[2] == "credentials":
+                guard world.instances[path[1]] != nil else { return .json(["error": "no such instance"], status: 404) }
+                guard let id = body["client_id"]?.stringValue, let secret = body["client_secret"]?.stringValue else {
+                    return .json(["error": "send client_id and client_secret"], status: 400)
+                }
+                let delay = world.config.rolloutDelay + (world.faults["instance:\(path[1])"]?.slowRollout ?? 0)
+                world.instances[path[1]]?.pendingRollout = PendingRollout(completesAt: Date().addingTimeInterval(delay), credentials: (id, secret))
+                return .json(["ok": true])
+            case ("GET", ["workspaces"]):
+                return .json(.array(world.workspaces.values.sorted { $0.id < $1.id }.map { workspace in
+                    ["id": .string(workspace.id), "name": .string(workspace.name), "canary_channel": .string(workspace.canaryChannelID)]
+                }))
+            case ("POST", let path) where path.count == 3 && path[0] == "workspaces" && path[2] == "tokens":
+                guard let workspace = world.workspaces[path[1]] else { return .json(["error": "no such workspace"], status: 404) }
+                let pair = world.issueConfigurationTokens(teamID: workspace.id, userID: workspace.userID)
+                return .json(["token": .string(pair.token), "refresh_token": .string(pair.refresh),
+                              "exp": .integer(Int64(world.tokens[pair.token]?.expiresAt ?? 0))])
+            case ("GET", let path) where path.count == 2 && path[0] == "channels":
+                guard let workspace = world.workspaces[path[1]], let channel = workspace.channels[workspace.canaryChannelID] else {
+                    return .json(["error": "no such workspace"], status: 404)
+                }
+                let now = world.now
+                return .json(.array(channel.messages.map { ["ts": .string($0.ts), "text": .string($0.text), "visible": .bool($0.visibleAt <= now), "by": .string($0.sentBy)] }))
+            case ("POST", let path) where path.count == 3 && path[0] == "channels" && path[2] == "archive":
+                guard let workspace = world.workspaces[path[1]] else { return .json(["error": "no such workspace"], status: 404) }
+                world.workspaces[path[1]]?.channels[workspace.canaryChannelID]?.archived = body["archived"]?.boolValue ?? true
+                return .json(["ok": true])
+            case ("POST", ["faults"]):
+                guard let target = body["target"]?.stringValue, target == "all" || target.hasPrefix("workspace:") || target.hasPrefix("instance:") else {
+                    return .json(["error": "target must be all, workspace:TEAM or instance:NAME"], status: 400)
+                }
+                world.faults[target] = Simulator.faults(from: body, base: world.faults[target] ?? Faults())
+                return .json(["ok": true])
+            case ("DELETE", ["faults"]):
+                world.faults.removeAll()
+                return .json(["ok": true])
+            case ("POST", ["clock", "advance"]):
+                guard let seconds = body["seconds"].flatMap(Simulator.double) else { return .json(["error": "send seconds"], status: 400) }
+                world.clock.advanced += seconds
+                return .json(["now": .number(world.now)])
+            case ("GET", ["clock"]):
+                return .json(["now": .number(world.now)])
+            case ("POST", ["config"]):
+                Simulator.apply(body, to: &world.config)
+                return .json(["ok": true])
+            case ("POST", ["ratelimits", "reset"]):
+                world.rateLimiter.reset()
+                return .json(["ok": true])
+            default:
+                return .json(["error": .string("unknown control endpoint \(request.method) /_sim/\(segments.joined(separator: "/"))")], status: 404)
+            }
+        }
+    }
+
+    /// A change "as a person would make it in the Slack UI": sets one field of an app's manifest.
+    private func editApp(_ appID: String, _ body: JSONValue, world: inout World) -> SimResponse {
+        guard let app = world.apps[appID], !app.deleted else { return .json(["error": "no such app"], status: 404) }
+        guard let pointer = body["pointer"]?.stringValue, pointer.hasPrefix("/"), let value = body["value"] else {
+            return .json(["error": "send pointer (such as /display_information/description) and value"], status: 400)
+        }
+        let keys = pointer.dropFirst().split(separator: "/").map(String.init)
+        let edited = Simulator.setting(app.manifest, keys[...], to: value)
+        let violations = manifestSchema.validate(edited)
+        guard violations.isEmpty else {
+            return .json(["error": .string(violations.map { "\($0.pointer): \($0.message)" }.joined(separator: "; "))], status: 400)
+        }
+        world.apps[appID]?.manifest = edited
+        return .json(["ok": true])
+    }
+
+    static func setting(_ value: JSONValue, _ keys: ArraySlice<String>, to newValue: JSONValue) -> JSONValue {
+        guard let key = keys.first else { return newValue }
+        var fields = value.objectValue ?? [:]
+        fields[key] = setting(fields[key] ?? .object([:]), keys.dropFirst(), to: newValue)
+        return .object(fields)
+    }
+
+    static func describe(_ app: SimApp) -> JSONValue {
+        ["app_id": .string(app.id), "team_id": .string(app.teamID), "client_id": .string(app.clientID),
+         "client_secret": .string(app.clientSecret), "deleted": .bool(app.deleted), "manifest": app.manifest,
+         "webhooks": .array(app.webhooks.keys.sorted().map { .string("/services/\($0)") })]
+    }
+
+    static func double(_ value: JSONValue) -> Double? {
+        switch value {
+        case .integer(let number): return Double(number)
+        case .number(let number): return number
+        default: return nil
+        }
+    }
+
+    static func faults(from body: JSONValue, base: Faults) -> Faults {
+        var faults = base
+        func number(_ key: String) -> Double? { body[key].flatMap(double) }
+        if let value = number("latency_ms") { faults.latency = value / 1000 }
+        if let value = number("jitter_ms") { faults.jitter = value / 1000 }
+        if let value = number("error_rate") { faults.errorRate = value }
+        if let value = number("hang_rate") { faults.hangRate = value }
+        if let value = number("reset_rate") { faults.resetRate = value }
+        if let value = number("slow_rollout_ms") { faults.slowRollout = value / 1000 }
+        if let value = body["ratelimit_storm"]?.boolValue { faults.rateLimitStorm = value }
+        if let value = body["down"]?.boolValue { faults.down = value }
+        return faults
+    }
+
+    static func apply(_ body: JSONValue, to config: inout SimConfig) {
+        func number(_ key: String) -> Double? { body[key].flatMap(double) }
+        if let value = number("time_scale"), value > 0 { config.timeScale = value }
+        if let value = body["refresh_token_single_use"]?.boolValue { config.refreshTokenSingleUse = value }
+        if let value = number("max_ip_ranges") { config.maxIPRanges = Int(value) }
+        if let value = number("config_token_lifetime") { config.configTokenLifetime = value }
+        if let value = number("alert_delay_ms") { config.alertDelay = value / 1000 }
+        if let value = number("rollout_delay_ms") { config.rolloutDelay = value / 1000 }
+        if let value = number("hang_seconds") { config.hangSeconds = value }
+        if let value = body["egress_ip"]?.stringValue { config.egressIP = value }
+        for (key, value) in body["tier_quota"]?.objectValue ?? [:] {
+            if let tier = SlackTier(rawValue: key), let quota = double(value) { config.tierQuota[tier] = quota }
+        }
+        for (key, value) in body["tier_burst"]?.objectValue ?? [:] {
+            if let tier = SlackTier(rawValue: key), let burst = double(value) { config.tierBurst[tier] = burst }
+        }
+    }
+}
+
+extension World {
+    func describe(_ name: String, full: Bool) -> JSONValue? {
+        guard let instance = instances[name] else { return nil }
+        var fields: [String: JSONValue] = [
+            "name": .string(name), "team_id": .string(instance.teamID), "registrar": .string(instance.registrar.rawValue),
+            "host_url": .string(instance.hostURL),
+            "effective_client_id": instance.effectiveClientID.map(JSONValue.string) ?? .null,
+            "can_deliver": .bool(canDeliver(name)),
+            "rollout_pending": .bool(instance.pendingRollout != nil),
+            "last_rollout_error": instance.lastRolloutError.map(JSONValue.string) ?? .null,
+            "alerts_sent": .integer(Int64(instance.alertsSent)), "alerts_delivered": .integer(Int64(instance.alertsDelivered)),
+        ]
+        if full {
+            fields["effective_client_secret"] = instance.effectiveSecret.map(JSONValue.string) ?? .null
+            fields["secrets"] = .object(instance.secrets.mapValues(\.body))
+            fields["resource"] = instance.resource?.body ?? .null
+            fields["deployment"] = instance.deployment?.body ?? .null
+        }
+        return .object(fields)
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+
+/// A request as the simulated services see it.
+public struct SimRequest: Sendable {
+    public let method: String
+    /// The path without its query, percent-decoded per segment by the routes that need it.
+    public let path: String
+    public let query: [String: String]
+    /// Header names lowercased.
+    public let headers: [String: String]
+    public let body: Data
+
+    public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:], body: Data = Data()) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
+    /// `application/json` or `application/x-www-form-urlencoded`, without parameters.
+    public var mediaType: String {
+        (headers["content-type"] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+    }
+
+    /// The `charset` parameter of the content type, if any.
+    public var charset: String? {
+        for part in (headers["content-type"] ?? "").split(separator: ";").dropFirst() {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            if pair.count == 2, pair[0] == "charset" { return pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+        }
+        return nil
+    }
+
+    /// Parses `application/x-www-form-urlencoded` text.
+    public static func formFields(_ text: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            func decode(_ text: String) -> String {
+                text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? text
+            }
+            fields[decode(parts[0])] = parts.count == 2 ? decode(parts[1]) : ""
+        }
+        return fields
+    }
+}
+
+/// What the simulator does with a request: answer it (maybe late), or misbehave on purpose.
+public struct SimResponse: Sendable {
+    public enum Disposition: Sendable {
+        case respond
+        /// Never answer; close the connection after the given seconds.
+        case hang(seconds: Double)
+        /// Close the connection with a TCP reset, no answer.
+        case reset
+    }
+
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: Data
+    public var delay: Double = 0
+    public var disposition: Disposition = .respond
+
+    public init(status: Int, headers: [(String, String)] = [], body: Data = Data()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func json(_ value: JSONValue, status: Int = 200, headers: [(String, String)] = []) -> SimResponse {
+        SimResponse(status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers, body: value.data)
+    }
+
+    public static func text(_ text: String, status: Int, contentType: String = "text/plain; charset=utf-8", headers: [(String, String)] = []) -> SimResponse {
+        SimResponse(status: status, headers: [("Content-Type", contentType)] + headers, body: Data(text.utf8))
+    }
+
+    public static let notFound = SimResponse.text("not found", status: 404)
+}

@@ -1,0 +1,354 @@
+import Foundation
+
+/// Slack's Web API, as ../shared/reference/slack-web-api.md describes it.
+extension Simulator {
+    static let methodTiers: [String: SlackTier] = [
+        "apps.manifest.create": .tier1, "apps.manifest.update": .tier1, "apps.manifest.delete": .tier1,
+        "apps.manifest.export": .tier3, "apps.manifest.validate": .tier3,
+        "tooling.tokens.rotate": .special, "auth.test": .special,
+        "conversations.history": .tier3, "chat.postMessage": .special, "oauth.v2.access": .tier4,
+    ]
+
+    /// The envelope of a failure: HTTP 200, `ok: false`.
+    static func slackError(_ code: String, _ extra: [String: JSONValue] = [:]) -> SimResponse {
+        var body = extra
+        body["ok"] = false
+        body["error"] = .string(code)
+        return .json(.object(body))
+    }
+
+    static func slackOK(_ fields: [String: JSONValue] = [:]) -> SimResponse {
+        var body = fields
+        body["ok"] = true
+        return .json(.object(body))
+    }
+
+    func slackMethod(_ method: String, request: SimRequest) -> SimResponse {
+        guard let tier = Simulator.methodTiers[method] else { return Simulator.slackError("unknown_method") }
+        let arguments: SlackArguments
+        switch SlackArguments.parse(request) {
+        case .success(let parsed): arguments = parsed
+        case .failure(let error): return Simulator.slackError(error.code)
+        }
+        return withWorld { world in
+            // Methods that authenticate with something other than a token.
+            if method == "tooling.tokens.rotate" { return rotateTokens(arguments, tier: tier, world: &world) }
+            if method == "oauth.v2.access" { return oauthAccess(arguments, request: request, world: &world) }
+
+            guard let value = arguments.token else { return Simulator.slackError("not_authed") }
+            guard let token = world.tokens[value] else { return Simulator.slackError("invalid_auth") }
+            if token.revoked { return Simulator.slackError("token_revoked") }
+            if let expiresAt = token.expiresAt, world.now >= expiresAt { return Simulator.slackError("token_expired") }
+            if let appID = token.appID, let app = world.apps[appID], !Simulator.ipAllowed(world.config.egressIP, app: app) {
+                return Simulator.slackError("invalid_auth")
+            }
+            if let storm = world.faults["workspace:\(token.teamID)"], storm.rateLimitStorm {
+                return Simulator.rateLimited(retryAfter: 30)
+            }
+            if let wait = world.rateLimiter.take(team: token.teamID, method: method, tier: tier, now: world.now, config: world.config) {
+                return Simulator.rateLimited(retryAfter: wait)
+            }
+            switch method {
+            case "auth.test":
+                var fields: [String: JSONValue] = [
+                    "url": .string("https://\(world.workspaces[token.teamID]?.name ?? "workspace").slack.com/"),
+                    "team": .string(world.workspaces[token.teamID]?.name ?? ""), "user": "fleet-admin",
+                    "team_id": .string(token.teamID), "user_id": .string(token.userID),
+                ]
+                if token.kind == .bot, let appID = token.appID { fields["bot_id"] = .string("B" + appID.dropFirst()) }
+                return Simulator.slackOK(fields)
+            case "conversations.history", "chat.postMessage":
+                guard token.kind == .bot || token.kind == .user else { return Simulator.slackError("not_allowed_token_type") }
+                let scope = method == "chat.postMessage" ? "chat:write" : "channels:history"
+                guard token.scopes.contains(scope) else { return Simulator.slackError("missing_scope", ["needed": .string(scope)]) }
+                return method == "chat.postMessage"
+                    ? postMessage(arguments, teamID: token.teamID, world: &world)
+                    : history(arguments, teamID: token.teamID, world: &world)
+            default:
+                guard token.kind == .configuration else { return Simulator.slackError("not_allowed_token_type") }
+                return manifestMethod(method, arguments, token: token, world: &world)
+            }
+        }
+    }
+
+    static func rateLimited(retryAfter seconds: Double) -> SimResponse {
+        var response = slackError("ratelimited")
+        response.status = 429
+        response.headers.append(("Retry-After", String(max(1, Int(seconds.rounded(.up))))))
+        return response
+    }
+
+    static func ipAllowed(_ address: String, app: SimApp) -> Bool {
+        let ranges = app.manifest["settings"]?["allowed_ip_address_ranges"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        guard !ranges.isEmpty else { return true }
+        return ranges.contains { IPv4Range($0)?.contains(address) == true }
+    }
+
+    // MARK: apps.manifest.*
+
+    private func manifestMethod(_ method: String, _ arguments: SlackArguments, token: SimToken, world: inout World) -> SimResponse {
+        switch method {
+        case "apps.manifest.create":
+            if let team = arguments.string("team_id"), team != token.teamID { return Simulator.slackError("invalid_team_id") }
+            let manifest: JSONValue
+            switch validatedManifest(arguments, previous: nil, config: world.config) {
+            case .success(let value): manifest = value
+            case .failure(let failure): return failure.response
+            }
+            let app = SimApp(id: world.identifier("A"), teamID: token.teamID, manifest: manifest, clientID: world.clientID(),
+                             clientSecret: world.hex(16), signingSecret: world.hex(16), verificationToken: world.identifier("", length: 24),
+                             createdAt: world.now)
+            world.apps[app.id] = app
+            let scopes = manifest["oauth_config"]?["scopes"]?["bot"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ",") ?? ""
+            return Simulator.slackOK([
+                "app_id": .string(app.id),
+                "credentials": ["client_id": .string(app.clientID), "client_secret": .string(app.clientSecret),
+                                "verification_token": .string(app.verificationToken), "signing_secret": .string(app.signingSecret)],
+                "oauth_authorize_url": .string("\(world.baseURL)/oauth/v2/authorize?client_id=\(app.clientID)&scope=\(scopes)"),
+            ])
+        case "apps.manifest.update":
+            guard let appID = arguments.string("app_id") else { return Simulator.slackError("invalid_app_id") }
+            guard let app = world.apps[appID], !app.deleted else { return Simulator.slackError("app_not_found") }
+            guard app.teamID == token.teamID else { return Simulator.slackError("no_permission") }
+            let manifest: JSONValue
+            switch validatedManifest(arguments, previous: app.manifest, config: world.config) {
+            case .success(let value): manifest = value
+            case .failure(let failure): return failure.response
+            }
+            let permissionsUpdated = Simulator.permissionFields(app.manifest) != Simulator.permissionFields(manifest)
+            world.apps[appID]?.manifest = manifest
+            return Simulator.slackOK(["app_id": .string(appID), "permissions_updated": .bool(permissionsUpdated)])
+        case "apps.manifest.export":
+            guard let appID = arguments.string("app_id") else { return Simulator.slackError("invalid_app_id") }
+            guard let app = world.apps[appID], !app.deleted, app.teamID == token.teamID else { return Simulator.slackError("app_not_found") }
+            return Simulator.slackOK(["manifest": Simulator.exported(app.manifest)])
+        case "apps.manifest.validate":
+            var previous: JSONValue?
+            if let appID = arguments.string("app_id") {
+                guard let app = world.apps[appID], !app.deleted, app.teamID == token.teamID else { return Simulator.slackError("app_not_found") }
+                previous = app.manifest
+            }
+            switch validatedManifest(arguments, previous: previous, config: world.config) {
+            case .success: return Simulator.slackOK(["errors": []])
+            case .failure(let failure): return failure.response
+            }
+        case "apps.manifest.delete":
+            guard let appID = arguments.string("app_id") else { return Simulator.slackError("invalid_app_id") }
+            guard let app = world.apps[appID], !app.deleted, app.teamID == token.teamID else { return Simulator.slackError("app_not_found") }
+            world.apps[appID]?.deleted = true
+            return Simulator.slackOK()
+        default:
+            return Simulator.slackError("unknown_method")
+        }
+    }
+
+    /// The manifest argument, parsed and checked against Slack's schema and the server-side rules.
+    private func validatedManifest(_ arguments: SlackArguments, previous: JSONValue?, config: SimConfig) -> Result<JSONValue, SlackFailure> {
+        guard let raw = arguments.value("manifest") else { return .failure(SlackFailure(Simulator.slackError("invalid_arguments"))) }
+        let manifest: JSONValue
+        if case .string(let text) = raw {
+            guard let parsed = try? JSONValue.parse(text) else {
+                return .failure(SlackFailure(Simulator.invalidManifest([JSONSchema.Violation(message: "the manifest is not valid JSON", pointer: "/")])))
+            }
+            manifest = parsed
+        } else {
+            manifest = raw
+        }
+        var violations = manifestSchema.validate(manifest)
+        let ranges = manifest["settings"]?["allowed_ip_address_ranges"]?.arrayValue?.count ?? 0
+        if ranges > config.maxIPRanges {
+            violations.append(JSONSchema.Violation(message: "must have at most \(config.maxIPRanges) items", pointer: "/settings/allowed_ip_address_ranges"))
+        }
+        if previous?["oauth_config"]?["token_management_enabled"] == .bool(true), manifest["oauth_config"]?["token_management_enabled"] != .bool(true) {
+            violations.append(JSONSchema.Violation(message: "token management cannot be turned off once it is on", pointer: "/oauth_config/token_management_enabled"))
+        }
+        return violations.isEmpty ? .success(manifest) : .failure(SlackFailure(Simulator.invalidManifest(violations)))
+    }
+
+    static func invalidManifest(_ violations: [JSONSchema.Violation]) -> SimResponse {
+        slackError("invalid_manifest", ["errors": .array(violations.map { ["message": .string($0.message), "pointer": .string($0.pointer)] })])
+    }
+
+    /// What `permissions_updated` watches: scopes, redirect URLs, PKCE, token management.
+    static func permissionFields(_ manifest: JSONValue) -> [JSONValue?] {
+        let oauth = manifest["oauth_config"]
+        return [oauth?["scopes"], oauth?["redirect_urls"], oauth?["pkce_enabled"], oauth?["token_management_enabled"]]
+    }
+
+    /// A manifest as export returns it: with Slack's own metadata and defaults added.
+    static func exported(_ manifest: JSONValue) -> JSONValue {
+        guard case .object(var fields) = manifest else { return manifest }
+        fields["_metadata"] = ["major_version": 1, "minor_version": 1]
+        var settings = fields["settings"]?.objectValue ?? [:]
+        for key in ["org_deploy_enabled", "socket_mode_enabled", "token_rotation_enabled"] where settings[key] == nil {
+            settings[key] = false
+        }
+        fields["settings"] = .object(settings)
+        return .object(fields)
+    }
+
+    // MARK: tooling.tokens.rotate
+
+    private func rotateTokens(_ arguments: SlackArguments, tier: SlackTier, world: inout World) -> SimResponse {
+        guard let value = arguments.string("refresh_token") else { return Simulator.slackError("invalid_arguments") }
+        guard let refresh = world.tokens[value], refresh.kind == .refresh, !refresh.revoked else {
+            return Simulator.slackError("invalid_refresh_token")
+        }
+        if let wait = world.rateLimiter.take(team: refresh.teamID, method: "tooling.tokens.rotate", tier: tier, now: world.now, config: world.config) {
+            return Simulator.rateLimited(retryAfter: wait)
+        }
+        if world.config.refreshTokenSingleUse { world.tokens[value]?.revoked = true }
+        let pair = world.issueConfigurationTokens(teamID: refresh.teamID, userID: refresh.userID)
+        let issued = world.tokens[pair.token]
+        return Simulator.slackOK([
+            "token": .string(pair.token), "refresh_token": .string(pair.refresh),
+            "team_id": .string(refresh.teamID), "user_id": .string(refresh.userID),
+            "iat": .integer(Int64(issued?.issuedAt ?? 0)), "exp": .integer(Int64(issued?.expiresAt ?? 0)),
+        ])
+    }
+
+    // MARK: Messages
+
+    private func postMessage(_ arguments: SlackArguments, teamID: String, world: inout World) -> SimResponse {
+        guard let channelID = arguments.string("channel") else { return Simulator.slackError("channel_not_found") }
+        guard let channel = world.workspaces[teamID]?.channels[channelID] else { return Simulator.slackError("channel_not_found") }
+        if channel.archived { return Simulator.slackError("is_archived") }
+        guard let text = arguments.string("text"), !text.isEmpty else { return Simulator.slackError("no_text") }
+        let message = world.post(text, teamID: teamID, channelID: channelID, by: "bot", delay: 0)
+        return Simulator.slackOK(["channel": .string(channelID), "ts": .string(message.ts), "message": ["type": "message", "text": .string(text), "ts": .string(message.ts)]])
+    }
+
+    private func history(_ arguments: SlackArguments, teamID: String, world: inout World) -> SimResponse {
+        guard let channelID = arguments.string("channel"), let channel = world.workspaces[teamID]?.channels[channelID] else {
+            return Simulator.slackError("channel_not_found")
+        }
+        let now = world.now
+        let oldest = arguments.string("oldest").flatMap(Double.init) ?? 0
+        let latest = arguments.string("latest").flatMap(Double.init) ?? .infinity
+        let limit = min(max(Int(arguments.string("limit") ?? "") ?? 100, 1), 999)
+        var visible = channel.messages.filter { message in
+            let ts = Double(message.ts) ?? 0
+            return message.visibleAt <= now && ts > oldest && ts <= latest
+        }
+        visible.reverse()
+        var start = 0
+        if let cursor = arguments.string("cursor"), !cursor.isEmpty {
+            guard let decoded = Data(base64Encoded: cursor).flatMap({ String(data: $0, encoding: .utf8) }),
+                  decoded.hasPrefix("offset:"), let offset = Int(decoded.dropFirst(7)) else { return Simulator.slackError("invalid_cursor") }
+            start = offset
+        }
+        let page = Array(visible.dropFirst(start).prefix(limit))
+        let hasMore = start + page.count < visible.count
+        let next = hasMore ? Data("offset:\(start + page.count)".utf8).base64EncodedString() : ""
+        return Simulator.slackOK([
+            "messages": .array(page.map { ["type": "message", "ts": .string($0.ts), "text": .string($0.text), "user": .string($0.sentBy)] }),
+            "has_more": .bool(hasMore),
+            "response_metadata": ["next_cursor": .string(next)],
+        ])
+    }
+}
+
+extension World {
+    /// Issues a configuration token (12 hours) and its refresh token.
+    mutating func issueConfigurationTokens(teamID: String, userID: String) -> (token: String, refresh: String) {
+        let token = "xoxe.xoxp-1-" + hex(24)
+        let refresh = "xoxe-1-" + hex(24)
+        let now = self.now
+        tokens[token] = SimToken(value: token, kind: .configuration, teamID: teamID, userID: userID, issuedAt: now,
+                                 expiresAt: now + config.configTokenLifetime, scopes: ["app_configurations:write", "app_configurations:read"])
+        tokens[refresh] = SimToken(value: refresh, kind: .refresh, teamID: teamID, userID: userID, issuedAt: now, scopes: [])
+        return (token, refresh)
+    }
+
+    /// Posts a message, visible after `delay` real seconds.
+    @discardableResult
+    mutating func post(_ text: String, teamID: String, channelID: String, by sender: String, delay: Double) -> SimMessage {
+        sequence += 1
+        let now = self.now
+        let ts = String(format: "%.6f", floor(now) + Double(sequence % 1_000_000) / 1_000_000)
+        let message = SimMessage(ts: ts, text: text, visibleAt: now + delay * config.timeScale, sentBy: sender)
+        workspaces[teamID]?.channels[channelID]?.messages.append(message)
+        return message
+    }
+}
+
+/// A Web API call answered with an error before it could do anything.
+struct SlackFailure: Error {
+    let response: SimResponse
+
+    init(_ response: SimResponse) {
+        self.response = response
+    }
+}
+
+/// The arguments of a Web API call: form fields, query parameters or a JSON body.
+struct SlackArguments {
+    struct Failure: Error {
+        let code: String
+    }
+
+    var fields: [String: JSONValue]
+    var token: String?
+
+    func value(_ name: String) -> JSONValue? { fields[name] }
+
+    func string(_ name: String) -> String? {
+        switch fields[name] {
+        case .string(let text)?: return text
+        case .integer(let number)?: return String(number)
+        case .bool(let flag)?: return flag ? "true" : "false"
+        default: return nil
+        }
+    }
+
+    static func parse(_ request: SimRequest) -> Result<SlackArguments, Failure> {
+        var fields = request.query.mapValues(JSONValue.string)
+        let bearer = request.headers["authorization"].flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)) : nil }
+        if request.method == "POST", !request.body.isEmpty || !request.mediaType.isEmpty {
+            if let charset = request.charset, charset != "utf-8", charset != "utf8" { return .failure(Failure(code: "invalid_charset")) }
+            switch request.mediaType {
+            case "application/json":
+                // With JSON the token must be in the Authorization header; one in the body is ignored.
+                guard case .object(let body)? = try? JSONValue.parse(request.body) else { return .failure(Failure(code: "invalid_json")) }
+                fields.merge(body.filter { $0.key != "token" }) { _, new in new }
+                return .success(SlackArguments(fields: fields, token: bearer))
+            case "application/x-www-form-urlencoded", "":
+                guard let text = String(data: request.body, encoding: .utf8) else { return .failure(Failure(code: "invalid_charset")) }
+                fields.merge(SimRequest.formFields(text).mapValues(JSONValue.string)) { _, new in new }
+            case "multipart/form-data":
+                return .failure(Failure(code: "invalid_form_data"))
+            default:
+                return .failure(Failure(code: "invalid_post_type"))
+            }
+        } else if request.method != "GET" && request.method != "POST" {
+            return .failure(Failure(code: "invalid_post_type"))
+        }
+        return .success(SlackArguments(fields: fields, token: bearer ?? fields["token"]?.stringValue))
+    }
+}
+
+/// An IPv4 address or CIDR range.
+struct IPv4Range {
+    let network: UInt32
+    let mask: UInt32
+
+    init?(_ text: String) {
+        let parts = text.split(separator: "/")
+        guard let address = IPv4Range.address(String(parts[0])) else { return nil }
+        let prefix = parts.count == 2 ? Int(parts[1]) ?? -1 : 32
+        guard (0...32).contains(prefix) else { return nil }
+        mask = prefix == 0 ? 0 : ~UInt32(0) << (32 - prefix)
+        network = address & mask
+    }
+
+    func contains(_ text: String) -> Bool {
+        guard let address = IPv4Range.address(text) else { return false }
+        return address & mask == network
+    }
+
+    static func address(_ text: String) -> UInt32? {
+        let octets = text.split(separator: ".").compactMap { UInt32($0) }
+        guard octets.count == 4, octets.allSatisfy({ $0 <= 255 }) else { return nil }
+        return octets.reduce(0) { $0 << 8 | $1 }
+    }
+}

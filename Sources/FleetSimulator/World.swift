@@ -1,0 +1,227 @@
+import Foundation
+
+/// Settings of the simulation, changeable at run time through the control API.
+public struct SimConfig: Sendable {
+    /// Simulated seconds per real second: 60 makes a per-minute quota refill every second.
+    public var timeScale: Double = 1
+    /// Per-minute quota of each Slack method tier, per workspace and method.
+    public var tierQuota: [SlackTier: Double] = [.tier1: 1, .tier2: 20, .tier3: 50, .tier4: 100, .special: 20]
+    /// How many calls above the steady rate a tier tolerates at once.
+    public var tierBurst: [SlackTier: Double] = [.tier1: 2, .tier2: 5, .tier3: 10, .tier4: 20, .special: 5]
+    /// Whether a used refresh token stops working (unconfirmed on real Slack; on by default).
+    public var refreshTokenSingleUse = true
+    /// The most `allowed_ip_address_ranges` Slack accepts: the schema says 50, the settings page 10.
+    public var maxIPRanges = 50
+    /// Configuration tokens expire this many (simulated) seconds after issue.
+    public var configTokenLifetime: Double = 43_200
+    /// Real seconds from an alert to its message showing in the channel.
+    public var alertDelay: Double = 0.2
+    /// Real seconds from a rollout restart to the new pod serving.
+    public var rolloutDelay: Double = 1
+    /// Real seconds a hanging request is held before its connection is closed.
+    public var hangSeconds: Double = 30
+    /// The address calls appear to come from, for app IP allow-lists (every client is on loopback).
+    public var egressIP = "198.51.100.10"
+
+    public init() {}
+}
+
+/// Slack's rate limit tiers.
+public enum SlackTier: String, Sendable, CaseIterable {
+    case tier1, tier2, tier3, tier4, special
+}
+
+/// Faults to inject for one target (an instance, a workspace, or everything).
+public struct Faults: Sendable, Equatable {
+    public var latency: Double = 0
+    public var jitter: Double = 0
+    /// Fraction of requests answered with a 5xx.
+    public var errorRate: Double = 0
+    /// Fraction of requests never answered.
+    public var hangRate: Double = 0
+    /// Fraction of requests whose connection is reset.
+    public var resetRate: Double = 0
+    /// Every Slack call for the workspace answers 429.
+    public var rateLimitStorm = false
+    /// The instance answers nothing useful (503 from its load balancer).
+    public var down = false
+    /// Extra real seconds added to rollouts.
+    public var slowRollout: Double = 0
+
+    public init() {}
+}
+
+/// The simulated clock: real time, scaled, plus any advance the tests ask for.
+struct SimClock {
+    let realStart = Date()
+    let simStart: Double
+    var advanced: Double = 0
+
+    init(start: Double = Date().timeIntervalSince1970) {
+        simStart = start
+    }
+
+    func now(scale: Double) -> Double {
+        simStart + Date().timeIntervalSince(realStart) * scale + advanced
+    }
+}
+
+/// What kind of token a string is, from its prefix, as Slack tells them apart.
+enum TokenKind: String, Sendable {
+    case configuration, refresh, bot, appLevel, user
+}
+
+struct SimToken {
+    let value: String
+    let kind: TokenKind
+    let teamID: String
+    let userID: String
+    /// The app a bot token belongs to (its allow-list applies).
+    var appID: String?
+    let issuedAt: Double
+    var expiresAt: Double?
+    var revoked = false
+    var scopes: Set<String>
+}
+
+struct SimMessage {
+    let ts: String
+    let text: String
+    let visibleAt: Double
+    let sentBy: String
+}
+
+struct SimChannel {
+    let id: String
+    let name: String
+    var archived = false
+    var messages: [SimMessage] = []
+}
+
+struct SimWorkspace {
+    let id: String
+    let name: String
+    let userID: String
+    var channels: [String: SimChannel]
+    let canaryChannelID: String
+}
+
+struct SimApp {
+    let id: String
+    let teamID: String
+    var manifest: JSONValue
+    let clientID: String
+    let clientSecret: String
+    let signingSecret: String
+    let verificationToken: String
+    let createdAt: Double
+    var deleted = false
+    /// Incoming webhook path tokens issued through OAuth installs: path -> channel.
+    var webhooks: [String: String] = [:]
+}
+
+enum SimRegistrarKind: String, Sendable {
+    case operatorV2 = "operator-v2"
+    case operatorV1 = "operator-v1"
+    case exec
+}
+
+struct SimKubeObject {
+    var body: JSONValue
+    var resourceVersion: Int
+}
+
+struct PendingRollout {
+    let completesAt: Date
+    /// For operator v1 (and exec): the credentials the new pods will use; v2 reads its Secret at completion.
+    let credentials: (clientID: String, secret: String)?
+}
+
+struct SimInstance {
+    let name: String
+    let teamID: String
+    let hostURL: String
+    let adminKey: String
+    let userKey: String
+    let registrar: SimRegistrarKind
+    let kubeToken: String
+    var effectiveClientID: String?
+    var effectiveSecret: String?
+    var secrets: [String: SimKubeObject] = [:]
+    var resource: SimKubeObject?
+    var deployment: SimKubeObject?
+    var pendingRollout: PendingRollout?
+    var lastRolloutError: String?
+    /// Last send time (simulated seconds) of each alert title, for `waitDuration`.
+    var alertTitles: [String: Double] = [:]
+    var alertsSent = 0
+    var alertsDelivered = 0
+}
+
+/// Everything the simulator knows, guarded by one lock.
+struct World {
+    var config = SimConfig()
+    var clock = SimClock()
+    var baseURL = ""
+    var workspaces: [String: SimWorkspace] = [:]
+    var tokens: [String: SimToken] = [:]
+    var apps: [String: SimApp] = [:]
+    var instances: [String: SimInstance] = [:]
+    /// Faults keyed `all`, `workspace:T...` or `instance:NAME`.
+    var faults: [String: Faults] = [:]
+    var calls: [String: Int] = [:]
+    var rateLimiter = RateLimiter()
+    /// OAuth codes issued by the authorize page: code -> (app, redirect URI, expiry).
+    var oauthCodes: [String: (appID: String, redirectURI: String, expiresAt: Double)] = [:]
+    var sequence = 0
+    var random: SimRandom
+
+    var now: Double { clock.now(scale: config.timeScale) }
+
+    init(seed: UInt64) {
+        random = SimRandom(seed: seed)
+    }
+
+    /// A fresh identifier: a prefix and upper-case letters and digits, unique in this world.
+    mutating func identifier(_ prefix: String, length: Int = 10) -> String {
+        sequence += 1
+        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var text = prefix
+        for _ in 0..<(length - 4) { text.append(alphabet[Int(random.next() % UInt64(alphabet.count))]) }
+        return text + String(format: "%04d", sequence % 10_000)
+    }
+
+    /// Random lowercase hex, for secrets.
+    mutating func hex(_ bytes: Int) -> String {
+        (0..<bytes).map { _ in String(format: "%02x", random.next() & 0xff) }.joined()
+    }
+
+    /// A Slack-shaped client ID: digits, a dot, digits. It looks like a number and is not one.
+    mutating func clientID() -> String {
+        let left = (0..<10).map { _ in String(random.next() % 10) }.joined()
+        let right = (0..<13).map { _ in String(random.next() % 10) }.joined()
+        return "1\(left.dropFirst()).\(right)"
+    }
+}
+
+/// A small seeded generator (SplitMix64) so a fleet and its faults replay from a seed.
+struct SimRandom {
+    var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform value in [0, 1).
+    mutating func unit() -> Double {
+        Double(next() >> 11) / Double(1 << 53)
+    }
+}

@@ -1,0 +1,112 @@
+import ArgumentParser
+import FleetSimulator
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+@main
+struct FleetSimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet-sim",
+        abstract: "A local Slack, W&B fleet and Kubernetes API, for SlackFleet's demo, tests and benchmarks.",
+        subcommands: [Serve.self, Register.self])
+
+    struct Serve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve a simulated fleet on loopback until SIGTERM or SIGINT.",
+            discussion: "Prints its base URL on the first line of standard output. Control API: BASE/_sim/...")
+
+        @Option(help: "The port (0: any free port).") var port = 0
+        @Option(help: "How many W&B instances.") var instances = 10
+        @Option(help: "How many Slack workspaces.") var workspaces = 2
+        @Option(name: .customLong("app-groups"), help: "Groups of instances that share one Slack app.") var appGroups = 0
+        @Option(name: .customLong("group-size"), help: "Instances per shared group.") var groupSize = 5
+        @Option(help: "Latency added to every answer, such as 20ms.") var latency = "0ms"
+        @Option(help: "Random variation of the latency, such as 5ms.") var jitter = "0ms"
+        @Option(help: "Seed of every random choice (identifiers, faults).") var seed: UInt64 = 1
+        @Option(name: .customLong("time-scale"), help: "Simulated seconds per real second (rate limits, token expiry).") var timeScale = 1.0
+        @Option(name: .customLong("inventory-out"), help: "Write a SlackFleet inventory for this fleet here (secrets beside it).") var inventoryOut: String?
+
+        func validate() throws {
+            guard instances >= 0, workspaces >= 1, appGroups >= 0, groupSize >= 1 else {
+                throw ValidationError("--instances and --app-groups must be at least 0, --workspaces and --group-size at least 1")
+            }
+            guard Self.milliseconds(latency) != nil, Self.milliseconds(jitter) != nil else {
+                throw ValidationError("--latency and --jitter take a duration such as 20ms or 0.5s")
+            }
+        }
+
+        static func milliseconds(_ text: String) -> Double? {
+            if text.hasSuffix("ms") { return Double(text.dropLast(2)) }
+            if text.hasSuffix("s") { return Double(text.dropLast()).map { $0 * 1000 } }
+            return Double(text)
+        }
+
+        func run() throws {
+            let simulator = try Simulator(seed: seed)
+            simulator.configure { $0.timeScale = timeScale }
+            let fleet = simulator.buildFleet(FleetSpec(instances: instances, workspaces: workspaces, sharedGroups: appGroups, groupSize: groupSize))
+            if let latencyMS = Self.milliseconds(latency), let jitterMS = Self.milliseconds(jitter), latencyMS > 0 || jitterMS > 0 {
+                simulator.setFaults(target: "all") { $0.latency = latencyMS / 1000; $0.jitter = jitterMS / 1000 }
+            }
+            let server = SimulatorServer(simulator: simulator)
+            let bound = try server.start(port: port)
+            let baseURL = "http://127.0.0.1:\(bound)"
+            if let inventoryOut {
+                let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+                try InventoryWriter.write(fleet, baseURL: baseURL, to: inventoryOut,
+                                          registerCommand: [binary, "register", "--control", baseURL])
+            }
+            FileHandle.standardOutput.write(Data((baseURL + "\n").utf8))
+            FileHandle.standardError.write(Data("fleet-sim: \(instances) instances, \(workspaces) workspaces on \(baseURL) (control: \(baseURL)/_sim/)\n".utf8))
+            let stop = DispatchSemaphore(value: 0)
+            var sources: [DispatchSourceSignal] = []
+            for signalNumber in [SIGTERM, SIGINT] {
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+                source.setEventHandler { stop.signal() }
+                source.resume()
+                sources.append(source)
+            }
+            stop.wait()
+            try server.stop()
+            FileHandle.standardError.write(Data("fleet-sim: stopped\n".utf8))
+        }
+    }
+
+    struct Register: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "An exec hook: register the credentials on stdin (JSON with client_id and client_secret) with a simulated instance.")
+
+        @Option(help: "The simulator's base URL.") var control: String
+        @Option(help: "The instance's name.") var instance: String
+
+        func run() throws {
+            let input = FileHandle.standardInput.readDataToEndOfFile()
+            guard let url = URL(string: "\(control)/_sim/instances/\(instance)/credentials") else {
+                throw ValidationError("--control is not a URL")
+            }
+            var request = URLRequest(url: url)
+            request.httpMethod = "POST"
+            request.httpBody = input
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            let done = DispatchSemaphore(value: 0)
+            let outcome = Outcome()
+            URLSession.shared.dataTask(with: request) { data, response, error in
+                outcome.status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                outcome.message = error.map { "\($0)" } ?? String(decoding: data ?? Data(), as: UTF8.self)
+                done.signal()
+            }.resume()
+            guard done.wait(timeout: .now() + 20) == .success, outcome.status == 200 else {
+                FileHandle.standardError.write(Data("fleet-sim register: \(outcome.status) \(outcome.message)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+
+        private final class Outcome: @unchecked Sendable {
+            var status = 0
+            var message = ""
+        }
+    }
+}
