@@ -1,5 +1,6 @@
 # SlackFleet: the two commands a new user needs are `make demo` and `make test`.
 SWIFT ?= swift
+PYTHON ?= python3
 PREFIX ?= /usr/local
 DEMO_DIR ?= demo
 
@@ -10,6 +11,7 @@ build:
 
 test:
 	$(SWIFT) build --build-tests
+	$(PYTHON) -m pytest -q -p no:cacheprovider Tests/python
 	$(SWIFT) test --skip-build --disable-xctest
 
 demo: build

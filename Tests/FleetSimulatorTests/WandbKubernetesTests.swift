@@ -250,7 +250,7 @@ struct KubernetesContractTests {
 struct FaultTests {
     @Test("error, reset and hang faults, per instance")
     func faults() async throws {
-        let sim = try SimHarness(configure: { $0.hangSeconds = 5 })
+        let sim = try SimHarness(configure: { $0.hangSeconds = 2 })
         let broken = sim.fleet.instances[0], healthy = sim.fleet.instances[1]
         _ = try await sim.control("POST", "faults", ["target": .string("instance:\(broken.name)"), "error_rate": 1])
         #expect([500, 502, 503].contains(try await sim.send("GET", "/wandb/\(broken.name)/healthz").status))

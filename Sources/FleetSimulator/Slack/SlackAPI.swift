@@ -309,6 +309,8 @@ struct SlackArguments {
             switch request.mediaType {
             case "application/json":
                 // With JSON the token must be in the Authorization header; one in the body is ignored.
+                // An empty body means no arguments (slack_sdk sends one for auth.test).
+                if request.body.isEmpty { return .success(SlackArguments(fields: fields, token: bearer)) }
                 guard case .object(let body)? = try? JSONValue.parse(request.body) else { return .failure(Failure(code: "invalid_json")) }
                 fields.merge(body.filter { $0.key != "token" }) { _, new in new }
                 return .success(SlackArguments(fields: fields, token: bearer))
