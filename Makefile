@@ -20,7 +20,10 @@ demo: build
 bench:
 	$(SWIFT) build -c release --product slackfleet
 	$(SWIFT) build -c release --product slackfleet-bench
+	$(SWIFT) build -c release --product fleet-sim
+	$(SWIFT) build -c release --product fleet-sim-bench
 	./.build/release/slackfleet-bench --cli ./.build/release/slackfleet
+	./.build/release/fleet-sim-bench --fleet-sim ./.build/release/fleet-sim
 
 install:
 	$(SWIFT) build -c release --product slackfleet

@@ -56,6 +56,15 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "fleet-sim-bench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/fleet-sim-bench"
+        ),
+        .executableTarget(
             name: "slackfleet-bench",
             dependencies: ["SlackFleetCore"],
             path: "Benchmarks/slackfleet-bench"

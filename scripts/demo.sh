@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 dir=${1:-demo}
 bin="$root/.build/debug/slackfleet"
-[ -x "$bin" ] || { echo "build first: swift build" >&2; exit 1; }
+sim="$root/.build/debug/fleet-sim"
+[ -x "$bin" ] && [ -x "$sim" ] || { echo "build first: swift build" >&2; exit 1; }
 
 rm -rf "$dir"
 mkdir -p "$dir"
@@ -53,5 +54,28 @@ run "The audit trail of everything above" \
 run "Prove that no entry was changed, removed or reordered" \
   "$bin" audit verify
 
-printf '\nDone. The database is %s; try:\n  %s audit list --json\n  %s inventory export\n' \
-  "$SLACKFLEET_DB" "SLACKFLEET_DB=$SLACKFLEET_DB SLACKFLEET_KEY_FILE=$SLACKFLEET_KEY_FILE $bin" "SLACKFLEET_DB=$SLACKFLEET_DB $bin"
+# Part 2: a simulated fleet. fleet-sim stands in for Slack, the W&B instances and their
+# Kubernetes APIs, on a free loopback port, and writes the inventory of the fleet it serves.
+step "Start fleet-sim: Slack, 24 W&B instances in 3 workspaces (4 share one app), their Kubernetes APIs" \
+  "fleet-sim serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --inventory-out $dir/sim-fleet.yaml &"
+"$sim" serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --inventory-out "$dir/sim-fleet.yaml" \
+  > "$dir/sim.url" 2> "$dir/sim.log" &
+sim_pid=$!
+trap 'kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null' EXIT
+for _ in $(seq 1 100); do [ -s "$dir/sim.url" ] && break; sleep 0.1; done
+[ -s "$dir/sim.url" ] || { echo "fleet-sim did not start:" >&2; cat "$dir/sim.log" >&2; exit 1; }
+echo "fleet-sim is serving at $(head -1 "$dir/sim.url") (control API: /_sim/)"
+
+export SLACKFLEET_DB="$dir/sim.db" SLACKFLEET_KEY_FILE="$dir/sim.key"
+run "A second database for the simulated fleet" "$bin" init
+run "Import the inventory fleet-sim wrote (secrets are file: references beside it)" \
+  "$bin" inventory import "$dir/sim-fleet.yaml"
+run "The instances registered through an exec hook" "$bin" inventory list --label registrar=exec
+run "One instance of the shared app group" "$bin" inventory show wandb-0001
+
+kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
+trap - EXIT
+echo "fleet-sim stopped."
+
+printf '\nDone. The databases are %s and %s; try:\n  %s audit list\n' \
+  "$dir/fleet.db" "$dir/sim.db" "SLACKFLEET_DB=$dir/fleet.db SLACKFLEET_KEY_FILE=$dir/fleet.key $bin"

@@ -15,6 +15,8 @@ struct SlackContractTests {
         #expect(missing.json["error"] == "not_authed")
         #expect(try await sim.slack("auth.test", token: "xoxb-unknown").json["error"] == "invalid_auth")
         #expect(try await sim.slack("auth.test", token: nil, ["token": token]).json["ok"] == true, "the token argument works in a form body")
+        _ = try await sim.control("POST", "tokens/revoke", ["token": .string(sim.fleet.workspaces[1].configToken)])
+        #expect(try await sim.slack("auth.test", token: sim.fleet.workspaces[1].configToken).json["error"] == "token_revoked")
         #expect(try await sim.slack("apps.manifest.export", token: sim.workspace.botToken, ["app_id": "A1"]).json["error"] == "not_allowed_token_type")
         let wrongType = try await sim.send("POST", "/api/auth.test", headers: ["Content-Type": "text/plain", "Authorization": "Bearer \(token)"], body: Data("x".utf8))
         #expect(wrongType.json["error"] == "invalid_post_type")
@@ -32,6 +34,10 @@ struct SlackContractTests {
         #expect(bearer.json["ok"] == true, "a manifest may be an object in a JSON body")
         let asString = try await sim.slackJSON("apps.manifest.validate", token: sim.workspace.configToken, ["manifest": .string(manifest.serialized)])
         #expect(asString.json["ok"] == true, "or a JSON string")
+        #expect(asString.json["warning"] == nil, "charset given: no warning")
+        let noCharset = try await sim.send("POST", "/api/auth.test", headers: ["Content-Type": "application/json", "Authorization": "Bearer \(sim.workspace.configToken)"], body: Data("{}".utf8))
+        #expect(noCharset.json["warning"] == "missing_charset")
+        #expect(noCharset.json["response_metadata"]?["warnings"] == ["missing_charset"])
     }
 
     @Test("create returns credentials once; export never does; the client id is text that looks like a number")

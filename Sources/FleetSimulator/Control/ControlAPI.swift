@@ -33,6 +33,16 @@ extension Simulator {
                 let delay = world.config.rolloutDelay + (world.faults["instance:\(path[1])"]?.slowRollout ?? 0)
                 world.instances[path[1]]?.pendingRollout = PendingRollout(completesAt: Date().addingTimeInterval(delay), credentials: (id, secret))
                 return .json(["ok": true])
+            case ("GET", ["tokens"]):
+                return .json(.array(world.tokens.values.sorted { $0.issuedAt < $1.issuedAt }.map { token in
+                    ["token": .string(token.value), "kind": .string(token.kind.rawValue), "team_id": .string(token.teamID),
+                     "issued_at": .number(token.issuedAt), "expires_at": token.expiresAt.map(JSONValue.number) ?? .null,
+                     "revoked": .bool(token.revoked), "app_id": token.appID.map(JSONValue.string) ?? .null]
+                }))
+            case ("POST", ["tokens", "revoke"]):
+                guard let value = body["token"]?.stringValue, world.tokens[value] != nil else { return .json(["error": "no such token"], status: 404) }
+                world.tokens[value]?.revoked = true
+                return .json(["ok": true])
             case ("GET", ["workspaces"]):
                 return .json(.array(world.workspaces.values.sorted { $0.id < $1.id }.map { workspace in
                     ["id": .string(workspace.id), "name": .string(workspace.name), "canary_channel": .string(workspace.canaryChannelID)]

@@ -30,7 +30,19 @@ extension Simulator {
         case .success(let parsed): arguments = parsed
         case .failure(let error): return Simulator.slackError(error.code)
         }
-        return withWorld { world in
+        let response = answer(method, tier: tier, arguments: arguments, request: request)
+        // Slack warns, on success, when a JSON body does not say its charset.
+        guard request.mediaType == "application/json", request.charset == nil,
+              case .object(var body)? = try? JSONValue.parse(response.body), body["ok"] == true else { return response }
+        body["warning"] = "missing_charset"
+        body["response_metadata"] = ["warnings": ["missing_charset"]]
+        var warned = SimResponse.json(.object(body), status: response.status, headers: response.headers.filter { $0.0 != "Content-Type" })
+        warned.delay = response.delay
+        return warned
+    }
+
+    private func answer(_ method: String, tier: SlackTier, arguments: SlackArguments, request: SimRequest) -> SimResponse {
+        withWorld { world in
             // Methods that authenticate with something other than a token.
             if method == "tooling.tokens.rotate" { return rotateTokens(arguments, tier: tier, world: &world) }
             if method == "oauth.v2.access" { return oauthAccess(arguments, request: request, world: &world) }

@@ -4,8 +4,13 @@ import OrderedCollections
 
 /// The subset of W&B Server's GraphQL schema that SlackFleet uses, parsed and validated by a
 /// real GraphQL implementation, so a malformed query fails as it would on a real server.
-final class WandbGraphQL: Sendable {
+final class WandbGraphQL: @unchecked Sendable {
     let schema: GraphQLSchema
+    /// Parsed and validated documents by query text: clients send the same few queries, and
+    /// parsing and validating each time costs more than executing.
+    private let lock = NSLock()
+    private var documents: [String: Result<Document, GraphQLErrors>] = [:]
+    private static let maximumCachedDocuments = 256
 
     /// What a resolver knows about the request.
     struct Context: Sendable {
@@ -77,6 +82,24 @@ final class WandbGraphQL: Sendable {
             },
         ])
         schema = try GraphQLSchema(query: query, mutation: mutation)
+        let problems = validateSchema(schema: schema)
+        guard problems.isEmpty else { throw SimulatorError("the W&B GraphQL schema is invalid: \(problems)") }
+    }
+
+    /// The document of `query`, parsed and validated against the schema, from the cache if seen.
+    private func document(_ query: String) throws -> Result<Document, GraphQLErrors> {
+        lock.lock()
+        let cached = documents[query]
+        lock.unlock()
+        if let cached { return cached }
+        let parsed = try parse(source: Source(body: query, name: "GraphQL request"))
+        let errors = validate(schema: schema, ast: parsed)
+        let result: Result<Document, GraphQLErrors> = errors.isEmpty ? .success(parsed) : .failure(GraphQLErrors(errors))
+        lock.lock()
+        if documents.count >= WandbGraphQL.maximumCachedDocuments { documents.removeAll() }
+        documents[query] = result
+        lock.unlock()
+        return result
     }
 
     /// Parses, validates and executes one request body (`{"query", "variables", "operationName"}`).
@@ -89,8 +112,14 @@ final class WandbGraphQL: Sendable {
             for (name, value) in values { variables[name] = WandbGraphQL.map(value) }
         }
         do {
-            let result = try await graphql(schema: schema, request: query, context: context, variableValues: variables,
-                                           operationName: request["operationName"]?.stringValue)
+            let result: GraphQLResult
+            switch try document(query) {
+            case .success(let parsed):
+                result = try await GraphQL.execute(schema: schema, documentAST: parsed, rootValue: (), context: context,
+                                                   variableValues: variables, operationName: request["operationName"]?.stringValue)
+            case .failure(let invalid):
+                result = GraphQLResult(errors: invalid.errors)
+            }
             let data = try GraphQLJSONEncoder().encode(result)
             return SimResponse(status: result.data == nil && !result.errors.isEmpty ? 400 : 200,
                                headers: [("Content-Type", "application/json")], body: data)
