@@ -42,7 +42,7 @@ struct SecretsCommand: ParsableCommand {
                     if change.changed {
                         try audit.append([AuditDraft(target: "secret:\(name)", action: change.previousFingerprint == nil ? "create" : "update",
                                                      phase: .applied,
-                                                     detail: ["fingerprint_before": change.previousFingerprint.map(AuditValue.string) ?? .null,
+                                                     detail: ["fingerprint_before": change.previousFingerprint.map(JSON.string) ?? .null,
                                                               "fingerprint_after": .string(change.fingerprint)])], in: db)
                     }
                     return change

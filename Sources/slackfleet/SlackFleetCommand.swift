@@ -13,10 +13,11 @@ struct SlackFleetCommand: ParsableCommand {
             $SLACKFLEET_KEY_FILE, default <database>.key). Every change is written to an audit log.
 
             Exit codes: 0 ok, 1 some instances or checks failed, 2 a dry run found changes,
-            64 usage, 65 bad inventory data, 75 locked or busy (try later), 78 configuration.
+            64 usage, 65 bad inventory data, 75 locked, busy or out of time (try later), 78 configuration,
+            130/143 stopped by SIGINT/SIGTERM.
             """,
         version: SlackFleetVersion.current,
-        subcommands: [InitCommand.self, InventoryCommand.self, SecretsCommand.self, AuditCommand.self]
+        subcommands: [InitCommand.self, InventoryCommand.self, SecretsCommand.self, ProvisionAppCommand.self, SyncRedirectsCommand.self, AppsCommand.self, AuditCommand.self]
     )
 }
 

@@ -15,51 +15,6 @@ public enum AuditPhase: String, Codable, Sendable, CaseIterable {
     case planned
 }
 
-/// A detail value: what an audit entry may hold. There is deliberately no case for a secret:
-/// a secret enters the log only as its fingerprint.
-public enum AuditValue: Sendable, Equatable {
-    case string(String)
-    case int(Int)
-    case bool(Bool)
-    case list([AuditValue])
-    case object([String: AuditValue])
-    case null
-}
-
-extension AuditValue {
-    /// Compact JSON with keys sorted, as stored and hashed: one value has one encoding.
-    public var canonicalJSON: String {
-        var out = ""
-        write(to: &out)
-        return out
-    }
-
-    private func write(to out: inout String) {
-        switch self {
-        case .string(let text): JSONText.appendQuoted(text, to: &out)
-        case .int(let number): out += String(number)
-        case .bool(let flag): out += flag ? "true" : "false"
-        case .null: out += "null"
-        case .list(let items):
-            out += "["
-            for (index, item) in items.enumerated() {
-                if index > 0 { out += "," }
-                item.write(to: &out)
-            }
-            out += "]"
-        case .object(let fields):
-            out += "{"
-            for (index, key) in fields.keys.sorted().enumerated() {
-                if index > 0 { out += "," }
-                JSONText.appendQuoted(key, to: &out)
-                out += ":"
-                fields[key]?.write(to: &out)
-            }
-            out += "}"
-        }
-    }
-}
-
 /// A change to record, before the log gives it a place in the chain.
 public struct AuditDraft: Sendable {
     public var instance: String?
@@ -69,9 +24,9 @@ public struct AuditDraft: Sendable {
     public var action: String
     public var phase: AuditPhase
     /// Before and after, redacted: secrets only as fingerprints.
-    public var detail: [String: AuditValue]
+    public var detail: [String: JSON]
 
-    public init(instance: String? = nil, target: String, action: String, phase: AuditPhase, detail: [String: AuditValue] = [:]) {
+    public init(instance: String? = nil, target: String, action: String, phase: AuditPhase, detail: [String: JSON] = [:]) {
         self.instance = instance
         self.target = target
         self.action = action

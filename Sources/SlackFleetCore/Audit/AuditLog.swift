@@ -124,8 +124,8 @@ public final class AuditLog: @unchecked Sendable {
                        arguments: [AuditLog.headMetaKey, try JSONEncoder().encode(head)])
     }
 
-    static func canonicalJSON(_ detail: [String: AuditValue]) throws -> String {
-        AuditValue.object(detail).canonicalJSON
+    static func canonicalJSON(_ detail: [String: JSON]) throws -> String {
+        JSON.object(detail).canonicalJSON
     }
 }
 

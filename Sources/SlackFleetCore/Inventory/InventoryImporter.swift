@@ -146,7 +146,7 @@ public enum InventoryImporter {
     }
 
     private static func auditDraft(_ change: Change, audit: AuditLog) -> AuditDraft {
-        var detail: [String: AuditValue] = [:]
+        var detail: [String: JSON] = [:]
         switch change.action {
         case .create:
             detail["after"] = auditValue(.fields(change.after ?? []), audit: audit)
@@ -155,7 +155,7 @@ public enum InventoryImporter {
         case .update:
             let before = Dictionary(change.before ?? [], uniquingKeysWith: { first, _ in first })
             let after = Dictionary(change.after ?? [], uniquingKeysWith: { first, _ in first })
-            var changed: [String: AuditValue] = [:]
+            var changed: [String: JSON] = [:]
             for field in change.changedFields {
                 changed[field] = .object([
                     "before": before[field].map { auditValue($0, audit: audit) } ?? .null,
@@ -170,7 +170,7 @@ public enum InventoryImporter {
 
     /// The audit form of a field. An `exec:` reference's command may embed a credential, so
     /// only its fingerprint is logged.
-    private static func auditValue(_ value: InventoryDocument.Value, audit: AuditLog) -> AuditValue {
+    private static func auditValue(_ value: InventoryDocument.Value, audit: AuditLog) -> JSON {
         switch value {
         case .text(let text):
             if text.hasPrefix("exec:") { return .string("exec:(command not logged, \(audit.fingerprint(of: SecretValue(text))))") }

@@ -84,14 +84,14 @@ struct InstanceRecord: Codable, FetchableRecord, PersistableRecord {
     init(_ instance: Instance) throws {
         name = instance.name
         baseURL = instance.baseURL
-        hostURLs = AuditValue.list(instance.hostURLs.map(AuditValue.string)).canonicalJSON
-        ipAllowlist = AuditValue.list(instance.ipAllowlist.map(AuditValue.string)).canonicalJSON
+        hostURLs = JSON.list(instance.hostURLs.map(JSON.string)).canonicalJSON
+        ipAllowlist = JSON.list(instance.ipAllowlist.map(JSON.string)).canonicalJSON
         workspaceID = instance.workspaceID
         appGroup = instance.appGroup
         apiKeyRef = instance.apiKey.description
         canaryEntity = instance.canary?.entity
         canaryProject = instance.canary?.project
-        labels = AuditValue.object(instance.labels.mapValues(AuditValue.string)).canonicalJSON
+        labels = JSON.object(instance.labels.mapValues(JSON.string)).canonicalJSON
         registrar = try StoredJSON.encode(RegistrarSettings(instance.registrar))
         allowInsecureHTTP = instance.allowInsecureHTTP
         enabled = instance.enabled

@@ -6,7 +6,7 @@ import GRDB
 /// from every earlier version, with data in place.
 public enum Schema {
     /// The identifiers of every migration, in order.
-    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit"] }
+    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs"] }
 
     /// The migrator that brings any earlier database to the current schema.
     public static var migrator: DatabaseMigrator {
@@ -90,6 +90,46 @@ public enum Schema {
                 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be changed'); END;
                 CREATE TRIGGER audit_entry_no_delete BEFORE DELETE ON audit_entry
                 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be deleted'); END;
+                """)
+        }
+        migrator.registerMigration("v3-runs") { db in
+            try db.execute(sql: """
+                CREATE TABLE run (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    job TEXT NOT NULL,
+                    dry_run INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    started_at TEXT NOT NULL,
+                    finished_at TEXT,
+                    status TEXT NOT NULL,
+                    summary TEXT NOT NULL DEFAULT '{}'
+                );
+                CREATE TABLE run_result (
+                    run_id TEXT NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    instance TEXT NOT NULL,
+                    app_group TEXT NOT NULL,
+                    result TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    duration_ms INTEGER NOT NULL,
+                    PRIMARY KEY (run_id, instance)
+                );
+                CREATE INDEX run_result_instance ON run_result(instance);
+                CREATE TABLE run_lock (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    run_id TEXT NOT NULL,
+                    job TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    host TEXT NOT NULL,
+                    started_at TEXT NOT NULL,
+                    heartbeat_at TEXT NOT NULL
+                );
+                CREATE TABLE app_snapshot (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    app_id INTEGER NOT NULL REFERENCES app(id),
+                    taken_at TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    manifest TEXT NOT NULL
+                );
                 """)
         }
         return migrator

@@ -1,0 +1,147 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A request as the clients describe it.
+public struct HTTPRequestSpec: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [(String, String)]
+    public var body: Data?
+    /// Whether plain http is acceptable, which it is only to a loopback host.
+    public var allowInsecureHTTP: Bool
+    /// The whole request must complete within this many seconds.
+    public var timeout: TimeInterval
+
+    public init(method: String, url: String, headers: [(String, String)] = [], body: Data? = nil, allowInsecureHTTP: Bool = false, timeout: TimeInterval = 30) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.allowInsecureHTTP = allowInsecureHTTP
+        self.timeout = timeout
+    }
+}
+
+/// An answer: status, headers (names lowercased) and the body.
+public struct HTTPReply: Sendable {
+    public let status: Int
+    public let headers: [String: String]
+    public let body: Data
+}
+
+/// The one HTTP transport: a shared AsyncHTTPClient with a connection pool, connect and request
+/// timeouts, TLS verification always on, no redirects followed (a 3xx is an error, so
+/// credentials never travel to another host), a cap on response size, and plain http only to
+/// loopback when the inventory allows it.
+///
+/// `send` blocks its caller: the runner calls it from its own Dispatch lanes, never from an
+/// event loop.
+public final class HTTPTransport: Sendable {
+    public struct Configuration: Sendable {
+        public var connectTimeout: TimeInterval = 5
+        public var maximumResponseBytes = 8 << 20
+
+        public init() {}
+    }
+
+    private let client: HTTPClient
+    private let configuration: Configuration
+    private let logger: Logger
+
+    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "slackfleet.http", factory: { _ in SwiftLogNoOpLogHandler() })) {
+        self.configuration = configuration
+        self.logger = logger
+        var clientConfiguration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .milliseconds(Int64(configuration.connectTimeout * 1000)))
+        )
+        clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        clientConfiguration.httpVersion = .http1Only
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    }
+
+    /// Closes every connection; call once, when the run is over.
+    public func shutdown() {
+        try? client.syncShutdown()
+    }
+
+    /// Sends `spec` and waits for the whole answer.
+    public func send(_ spec: HTTPRequestSpec) throws -> HTTPReply {
+        let target = HTTPTransport.target(spec)
+        guard let url = URL(string: spec.url), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else {
+            throw TransportError(.invalidURL, target: target)
+        }
+        let bareHost = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if scheme == "http" {
+            guard spec.allowInsecureHTTP, EndpointRules.isLoopback(bareHost) else {
+                throw TransportError(.insecureURL, target: target, detail: "plain http is used only to a loopback host marked allow_insecure_http")
+            }
+        } else if scheme != "https" {
+            throw TransportError(.insecureURL, target: target, detail: "only https is used")
+        }
+        if let reason = EndpointRules.forbiddenHostReason(bareHost) {
+            throw TransportError(.insecureURL, target: target, detail: "\(bareHost) is \(reason)")
+        }
+        var headers = HTTPHeaders()
+        for (name, value) in spec.headers { headers.add(name: name, value: value) }
+        if let body = spec.body { headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
+        let request: HTTPClient.Request
+        do {
+            request = try HTTPClient.Request(url: spec.url, method: HTTPMethod(rawValue: spec.method), headers: headers,
+                                             body: spec.body.map { .bytes($0) })
+        } catch {
+            throw TransportError(.invalidURL, target: target)
+        }
+        let id = UUID().uuidString.prefix(8)
+        var requestLogger = logger
+        requestLogger[metadataKey: "request-id"] = "\(id)"
+        requestLogger.debug("→ \(target)")
+        let started = DispatchTime.now()
+        let accumulator = ResponseAccumulator(request: request, maxBodySize: configuration.maximumResponseBytes)
+        let response: HTTPClient.Response
+        do {
+            response = try client.execute(request: request, delegate: accumulator,
+                                          deadline: .now() + .milliseconds(Int64(spec.timeout * 1000)), logger: requestLogger).futureResult.wait()
+        } catch {
+            let mapped = HTTPTransport.map(error, target: target)
+            requestLogger.debug("✗ \(mapped)")
+            throw mapped
+        }
+        requestLogger.debug("← \(response.status.code) \(target) in \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000) ms")
+        if (300...399).contains(Int(response.status.code)) {
+            throw TransportError(.redirectRefused, target: target, detail: "HTTP \(response.status.code) to another location; redirects are not followed")
+        }
+        var fields: [String: String] = [:]
+        for (name, value) in response.headers { fields[name.lowercased()] = value }
+        return HTTPReply(status: Int(response.status.code), headers: fields, body: response.body.map { Data($0.readableBytesView) } ?? Data())
+    }
+
+    /// `METHOD host:port/path`: what a message may say about a request.
+    static func target(_ spec: HTTPRequestSpec) -> String {
+        guard let url = URL(string: spec.url) else { return spec.method + " (invalid URL)" }
+        return "\(spec.method) \(url.host ?? "")\(url.port.map { ":\($0)" } ?? "")\(url.path)"
+    }
+
+    static func map(_ error: any Error, target: String) -> TransportError {
+        if let error = error as? TransportError { return error }
+        if error is ResponseAccumulator.ResponseTooBigError { return TransportError(.responseTooLarge, target: target, detail: "\(error)") }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .readTimeout, .connectTimeout, .deadlineExceeded, .writeTimeout, .getConnectionFromPoolTimeout, .tlsHandshakeTimeout:
+                return TransportError(.timeout, target: target)
+            case .remoteConnectionClosed:
+                return TransportError(.connectionReset, target: target)
+            default:
+                return TransportError(.other, target: target, detail: "\(error)")
+            }
+        }
+        let text = "\(error)"
+        if text.contains("NIOSSL") || text.contains("certificate") || text.contains("handshake") { return TransportError(.tls, target: target, detail: String(text.prefix(200))) }
+        if text.contains("reset") || text.contains("ECONNRESET") || text.contains("Broken pipe") { return TransportError(.connectionReset, target: target) }
+        if text.contains("refused") || text.contains("connect") { return TransportError(.connectFailed, target: target, detail: String(text.prefix(200))) }
+        return TransportError(.other, target: target, detail: String(text.prefix(200)))
+    }
+}

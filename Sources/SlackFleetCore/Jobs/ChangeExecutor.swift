@@ -1,0 +1,119 @@
+import Foundation
+import GRDB
+
+/// The one door to the outside world for anything that mutates.
+///
+/// For each change it writes the audit intent (durable before the call), performs the call,
+/// and writes the outcome (`applied` or `failed`). In a dry run it records the change as
+/// `planned` and performs nothing. Jobs never write audit entries themselves, so none can forget.
+public final class ChangeExecutor: @unchecked Sendable {
+    /// A change to make: what, to which target, with a redacted before/after.
+    public struct Change: Sendable {
+        public let target: String
+        public let action: String
+        public let detail: [String: JSON]
+        /// A line for people, such as `create Slack app "W&B alerts prod" with 3 redirect URLs`.
+        public let summary: String
+
+        public init(target: String, action: String, summary: String, detail: [String: JSON] = [:]) {
+            self.target = target
+            self.action = action
+            self.summary = summary
+            self.detail = detail
+        }
+    }
+
+    public let audit: AuditLog
+    public let dryRun: Bool
+    public let control: RunControl
+    private let lock = NSLock()
+    private var plannedChanges: [String: [Change]] = [:]
+
+    public init(audit: AuditLog, dryRun: Bool, control: RunControl) {
+        self.audit = audit
+        self.dryRun = dryRun
+        self.control = control
+    }
+
+    /// Performs `change` for `instance` (nil for a change to an app as a whole): intent, call,
+    /// outcome. Returns the call's result, or nil in a dry run. No change starts once the run
+    /// has been asked to stop.
+    @discardableResult
+    public func perform<T>(_ change: Change, instance: String?, _ body: () throws -> T) throws -> T? {
+        var detail = change.detail
+        detail["summary"] = .string(change.summary)
+        if dryRun {
+            lock.lock()
+            plannedChanges[instance ?? "", default: []].append(change)
+            lock.unlock()
+            try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .planned, detail: detail))
+            return nil
+        }
+        if let stop = control.stop { throw RunControl.Interrupted(reason: stop) }
+        let changeID = UUID().uuidString.lowercased()
+        detail["change_id"] = .string(changeID)
+        try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .intent, detail: detail))
+        do {
+            let result = try body()
+            try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .applied,
+                                        detail: ["change_id": .string(changeID)]))
+            return result
+        } catch {
+            try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .failed,
+                                        detail: ["change_id": .string(changeID), "error": .string(ChangeExecutor.describe(error))]))
+            throw error
+        }
+    }
+
+    /// Records an outcome found later for an intent (a create whose answer was lost, a crash).
+    public func recordRecovered(target: String, action: String, instance: String?, changeID: String, found: String) throws {
+        try audit.record(AuditDraft(instance: instance, target: target, action: action, phase: .recovered,
+                                    detail: ["change_id": .string(changeID), "found": .string(found)]))
+    }
+
+    /// The changes a dry run planned, by instance ("" for app-wide changes).
+    public var planned: [String: [Change]] {
+        lock.lock()
+        defer { lock.unlock() }
+        return plannedChanges
+    }
+
+    /// A failure as the audit log and reports show it: never a secret.
+    public static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as SlackAPIError: return error.description
+        case let error as ServiceError: return error.description
+        case let error as TransportError: return error.description
+        case let error as FleetError: return error.message
+        case let error as RunControl.Interrupted: return error.description
+        default: return String("\(error)".prefix(300))
+        }
+    }
+}
+
+/// An intent a crash left without an outcome.
+public struct UnfinishedChange: Sendable {
+    public let entry: AuditEntry
+    public let changeID: String
+}
+
+extension AuditLog {
+    /// Intents that have no outcome: the run that wrote them died before knowing what happened.
+    public static func unfinishedChanges(_ store: FleetStore) throws -> [UnfinishedChange] {
+        try store.read("finding unfinished changes") { db in
+            let sql = """
+                SELECT intent.* FROM audit_entry AS intent
+                WHERE intent.phase = 'intent'
+                  AND NOT EXISTS (
+                    SELECT 1 FROM audit_entry AS outcome
+                    WHERE outcome.seq > intent.seq AND outcome.phase IN ('applied', 'failed', 'recovered')
+                      AND json_extract(outcome.detail, '$.change_id') = json_extract(intent.detail, '$.change_id'))
+                ORDER BY intent.seq
+                """
+            return try AuditEntry.fetchAll(db, sql: sql).compactMap { entry in
+                guard let data = entry.detail.data(using: .utf8), let id = (try? JSON.parse(data))?["change_id"]?.stringValue else { return nil }
+                return UnfinishedChange(entry: entry, changeID: id)
+            }
+        }
+    }
+}

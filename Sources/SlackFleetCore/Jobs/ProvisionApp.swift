@@ -1,0 +1,111 @@
+import Foundation
+
+/// provision-app: a Slack app exists for each app group, with the incoming-webhook scope, the
+/// group's redirect URLs and IP allow-list, and every instance of the group runs with its
+/// client ID and secret.
+public struct ProvisionApp: FleetJob {
+    public let name = "provision-app"
+
+    public init() {}
+
+    /// The desired redirect URLs of a group: the union of its instances' host URLs, sorted.
+    public static func redirectURLs(_ instances: [Instance]) -> [String] {
+        Array(Set(instances.flatMap(\.hostURLs))).sorted()
+    }
+
+    public static func ipRanges(_ instances: [Instance]) -> [String] {
+        Array(Set(instances.flatMap(\.ipAllowlist))).sorted()
+    }
+
+    /// The manifest of a new app: the job's template, named for the group, with the group's
+    /// redirect URLs and allow-list. Slack allows 35 characters in a name.
+    public static func manifest(template: JSON?, group: GroupWork) -> JSON {
+        var manifest = template ?? ["display_information": ["name": "W&B alerts {app_group}"], "oauth_config": ["scopes": ["bot": ["incoming-webhook"]]]]
+        let fill = { (text: String) in text.replacingOccurrences(of: "{app_group}", with: group.key.appGroup).replacingOccurrences(of: "{workspace}", with: group.workspace.name) }
+        if let name = manifest["display_information"]?["name"]?.stringValue {
+            manifest = manifest.setting(["display_information", "name"], to: .string(String(fill(name).prefix(35))))
+        }
+        if let description = manifest["display_information"]?["description"]?.stringValue {
+            manifest = manifest.setting(["display_information", "description"], to: .string(String(fill(description).prefix(140))))
+        }
+        var scopes = manifest["oauth_config"]?["scopes"]?["bot"]?.strings ?? []
+        if !scopes.contains("incoming-webhook") { scopes.append("incoming-webhook") }
+        manifest = manifest.setting(["oauth_config", "scopes", "bot"], to: .list(scopes.map(JSON.string)))
+        manifest = manifest.setting(["oauth_config", "redirect_urls"], to: .list(redirectURLs(group.instances).map(JSON.string)))
+        let ranges = ipRanges(group.instances)
+        if !ranges.isEmpty { manifest = manifest.setting(["settings", "allowed_ip_address_ranges"], to: .list(ranges.map(JSON.string))) }
+        return manifest
+    }
+
+    public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int {
+        (try? AppRepository.current(workspaceID: group.workspace.id, appGroup: group.key.appGroup, in: context.store)) == nil ? 1 : 0
+    }
+
+    public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
+        let workspace = group.workspace
+        var created = false
+        let app: App?
+        do {
+            if let existing = try AppRepository.current(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store) {
+                app = existing
+            } else {
+                app = try create(group, context: context)
+                created = true
+            }
+        } catch {
+            return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
+        }
+        guard let app, let clientID = app.clientID, let secretRef = app.clientSecretRef, let appID = app.slackAppID else {
+            // A dry run: the app would be created, then registered with every instance.
+            return context.all(group, .changed, "would create a Slack app for app group \(group.key.appGroup) and register it with this instance")
+        }
+        let credentials: SlackCredentials
+        do {
+            guard case .success(let reference) = SecretReference.parse(secretRef) else {
+                throw FleetError.config("the stored client secret reference of app \(appID) is not valid")
+            }
+            credentials = SlackCredentials(appID: appID, clientID: clientID, clientSecret: try context.vault.resolve(reference))
+        } catch {
+            return context.all(group, .failed, ChangeExecutor.describe(error))
+        }
+        return group.instances.map { instance in
+            do {
+                let wandb = try context.wandb(instance)
+                let changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb))
+                let what = context.executor.dryRun ? "would register" : "registered"
+                return InstanceResult(instance: instance.name, appGroup: group.key.appGroup, workspace: workspace.id,
+                                      outcome: changed || created ? .changed : .ok,
+                                      detail: changed ? "\(what) app \(appID) (client ID \(clientID))\(created ? ", created in this run" : "")"
+                                                      : "runs on app \(appID) (client ID \(clientID))")
+            } catch {
+                return context.failure(instance, group, error)
+            }
+        }
+    }
+
+    /// Validates (Tier 3) and creates (Tier 1) the group's app, and stores its credentials at
+    /// once. Returns nil in a dry run.
+    private func create(_ group: GroupWork, context: JobContext) throws -> App? {
+        let workspace = group.workspace
+        let token = try context.vault.resolve(workspace.configToken)
+        let slack = context.slack(workspace)
+        let manifest = ProvisionApp.manifest(template: context.settings.manifest, group: group)
+        try slack.validate(manifest, appID: nil, token: token)
+        let name = manifest["display_information"]?["name"]?.stringValue ?? ""
+        let urls = manifest["oauth_config"]?["redirect_urls"]?.strings ?? []
+        let change = ChangeExecutor.Change(
+            target: "slack:app/\(workspace.id)/\(group.key.appGroup)", action: "create",
+            summary: "create Slack app \"\(name)\" in workspace \(workspace.id) with \(urls.count) redirect URL\(urls.count == 1 ? "" : "s")",
+            detail: ["name": .string(name), "redirect_urls": .list(urls.map(JSON.string)),
+                     "ip_allowlist": .list(ProvisionApp.ipRanges(group.instances).map(JSON.string))])
+        return try context.executor.perform(change, instance: nil) { () throws -> App in
+            let created: SlackClient.CreatedApp
+            do {
+                created = try slack.createApp(manifest, token: token)
+            } catch let error as TransportError where error.kind == .timeout || error.kind == .connectionReset || error.kind == .other {
+                throw FleetError.failed("the answer to apps.manifest.create was lost (\(error.kind.rawValue)): Slack may now hold an app named \"\(name)\" in workspace \(workspace.id) whose credentials SlackFleet never saw (a possible orphan). Look for it in Slack's app list and delete it; the next run creates a new one")
+            }
+            return try AppRepository.storeCreated(created, workspaceID: workspace.id, appGroup: group.key.appGroup, vault: context.vault)
+        }
+    }
+}

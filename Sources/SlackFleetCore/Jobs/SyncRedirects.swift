@@ -1,0 +1,138 @@
+import Foundation
+
+/// sync-redirects: each app's redirect URLs and IP allow-list equal what the inventory says;
+/// nothing else in the manifest is touched.
+public struct SyncRedirects: FleetJob {
+    public let name = "sync-redirects"
+
+    public init() {}
+
+    /// What differs between the exported manifest and the inventory.
+    public struct Drift: Sendable, Equatable {
+        public var addedURLs: [String] = []
+        public var removedURLs: [String] = []
+        public var addedRanges: [String] = []
+        public var removedRanges: [String] = []
+
+        public var isEmpty: Bool { addedURLs.isEmpty && removedURLs.isEmpty && addedRanges.isEmpty && removedRanges.isEmpty }
+
+        public var summary: String {
+            var parts: [String] = []
+            if !addedURLs.isEmpty || !removedURLs.isEmpty { parts.append("redirect URLs +\(addedURLs.count) -\(removedURLs.count)") }
+            if !addedRanges.isEmpty || !removedRanges.isEmpty { parts.append("IP ranges +\(addedRanges.count) -\(removedRanges.count)") }
+            return parts.joined(separator: ", ")
+        }
+
+        /// Lines such as `+ https://new.example.com` and `- 203.0.113.0/24`.
+        public var lines: [String] {
+            addedURLs.map { "+ \($0)" } + removedURLs.map { "- \($0)" } + addedRanges.map { "+ ip \($0)" } + removedRanges.map { "- ip \($0)" }
+        }
+    }
+
+    /// Compares only the two fields this job owns, normalised: Slack's own additions to an
+    /// export (`_metadata`, default settings) never count as drift.
+    public static func drift(exported: JSON, instances: [Instance]) -> Drift {
+        let desiredURLs = Set(ProvisionApp.redirectURLs(instances))
+        let actualURLs = Set(exported["oauth_config"]?["redirect_urls"]?.strings.map(normalised) ?? [])
+        let desiredRanges = Set(ProvisionApp.ipRanges(instances))
+        let actualRanges = Set(exported["settings"]?["allowed_ip_address_ranges"]?.strings ?? [])
+        return Drift(addedURLs: desiredURLs.subtracting(actualURLs).sorted(), removedURLs: actualURLs.subtracting(desiredURLs).sorted(),
+                     addedRanges: desiredRanges.subtracting(actualRanges).sorted(), removedRanges: actualRanges.subtracting(desiredRanges).sorted())
+    }
+
+    static func normalised(_ url: String) -> String {
+        (try? EndpointRules.checkURL(url, role: .hostURL, allowInsecureHTTP: true).get()) ?? url
+    }
+
+    /// The exported manifest with only redirect URLs and the allow-list replaced.
+    public static func edited(_ exported: JSON, instances: [Instance]) -> JSON {
+        var manifest = exported.setting(["oauth_config", "redirect_urls"], to: .list(ProvisionApp.redirectURLs(instances).map(JSON.string)))
+        let ranges = ProvisionApp.ipRanges(instances)
+        if ranges.isEmpty {
+            // Slack's schema wants at least one range when the list is present: no list means no restriction.
+            if case .object(var settings)? = manifest["settings"] {
+                settings.removeValue(forKey: "allowed_ip_address_ranges")
+                manifest = manifest.setting(["settings"], to: .object(settings))
+            }
+        } else {
+            manifest = manifest.setting(["settings", "allowed_ip_address_ranges"], to: .list(ranges.map(JSON.string)))
+        }
+        return manifest
+    }
+
+    public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }
+
+    public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
+        do {
+            guard let app = try AppRepository.current(workspaceID: group.workspace.id, appGroup: group.key.appGroup, in: context.store),
+                  let appID = app.slackAppID else {
+                return context.all(group, .skipped, "no Slack app yet: run provision-app first")
+            }
+            let token = try context.vault.resolve(group.workspace.configToken)
+            let slack = context.slack(group.workspace)
+            let exported = try slack.export(appID: appID, token: token)
+            let drift = SyncRedirects.drift(exported: exported, instances: group.instances)
+            if drift.isEmpty {
+                return context.all(group, .ok, "app \(appID): redirect URLs and IP allow-list match the inventory")
+            }
+            let edited = SyncRedirects.edited(exported, instances: group.instances)
+            if !context.executor.dryRun {
+                try AppRepository.snapshot(app, manifest: exported, reason: "before sync-redirects run \(context.executor.audit.context.runID)", in: context.store)
+            }
+            do {
+                try slack.validate(edited, appID: appID, token: token)
+            } catch let error as SlackAPIError {
+                throw FleetError.failed("Slack refused the edited manifest of app \(appID): " + error.problems.map { "\($0.pointer): \($0.message)" }.joined(separator: "; "))
+            }
+            let change = ChangeExecutor.Change(
+                target: "slack:app/\(appID)", action: "update-redirects", summary: "app \(appID): \(drift.summary)",
+                detail: ["redirect_urls_added": .list(drift.addedURLs.map(JSON.string)), "redirect_urls_removed": .list(drift.removedURLs.map(JSON.string)),
+                         "ip_ranges_added": .list(drift.addedRanges.map(JSON.string)), "ip_ranges_removed": .list(drift.removedRanges.map(JSON.string))])
+            try context.executor.perform(change, instance: nil) {
+                try slack.update(appID: appID, manifest: edited, token: token)
+            }
+            let verb = context.executor.dryRun ? "would change" : "changed"
+            return context.all(group, .changed, "app \(appID): \(verb) \(drift.summary): " + drift.lines.joined(separator: ", "))
+        } catch {
+            return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
+        }
+    }
+}
+
+/// Puts a stored snapshot of an app's manifest back (through the executor, audited).
+public enum SnapshotRestore {
+    /// Restores snapshot `id` with the sync-redirects job's defaults; returns the app's id.
+    public static func restore(snapshot id: Int64, store: FleetStore, vault: SecretVault, audit: AuditLog) throws -> String {
+        guard let found = try AppRepository.snapshot(id: id, in: store) else {
+            throw FleetError.data("no snapshot \(id): see `slackfleet apps snapshots INSTANCE`")
+        }
+        guard let workspace = try InventoryRepository.load(store).workspaces.first(where: { $0.id == found.app.workspaceID }) else {
+            throw FleetError.data("the workspace \(found.app.workspaceID) of snapshot \(id) is no longer in the inventory")
+        }
+        let control = RunControl()
+        let transport = HTTPTransport()
+        defer { transport.shutdown() }
+        let settings = JobSettings.defaults(for: "sync-redirects")
+        let context = JobContext(store: store, vault: vault, executor: ChangeExecutor(audit: audit, dryRun: false, control: control),
+                                 transport: transport, pacer: SlackPacer(quotas: settings.slackQuotas), retry: settings.retryPolicy,
+                                 control: control, metrics: CallMetrics(), settings: settings)
+        return try restore(snapshot: id, context: context, workspace: workspace)
+    }
+
+    static func restore(snapshot id: Int64, context: JobContext, workspace: Workspace) throws -> String {
+        guard let snapshot = try AppRepository.snapshot(id: id, in: context.store), let appID = snapshot.app.slackAppID else {
+            throw FleetError.data("no snapshot \(id): see `slackfleet apps snapshots`")
+        }
+        let token = try context.vault.resolve(workspace.configToken)
+        let slack = context.slack(workspace)
+        let current = try slack.export(appID: appID, token: token)
+        try AppRepository.snapshot(snapshot.app, manifest: current, reason: "before restoring snapshot \(id)", in: context.store)
+        try slack.validate(snapshot.manifest, appID: appID, token: token)
+        try context.executor.perform(ChangeExecutor.Change(target: "slack:app/\(appID)", action: "restore",
+                                                           summary: "restore app \(appID)'s manifest from snapshot \(id) (\(snapshot.takenAt))",
+                                                           detail: ["snapshot": .int(Int(id))]), instance: nil) {
+            try slack.update(appID: appID, manifest: snapshot.manifest, token: token)
+        }
+        return appID
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+
+/// The Slack credentials an instance runs with.
+public struct SlackCredentials: Sendable {
+    public let appID: String
+    /// Text that looks like a number; compared exactly, never parsed.
+    public let clientID: String
+    public let clientSecret: SecretValue
+
+    public init(appID: String, clientID: String, clientSecret: SecretValue) {
+        self.appID = appID
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+    }
+}
+
+/// What a registrar needs from the run: clients, the executor, the time it may wait.
+public struct RegistrationContext: Sendable {
+    public let instance: Instance
+    public let executor: ChangeExecutor
+    public let wandb: WandbClient
+    public let vault: SecretVault
+    public let transport: HTTPTransport
+    public let retry: RetryPolicy
+    public let control: RunControl
+    public let metrics: CallMetrics
+    /// How long to wait for the instance to report the new client ID.
+    public let settleTimeout: TimeInterval
+}
+
+/// How credentials reach an instance, by its inventory `registrar.kind`.
+public enum Registration {
+    /// Makes `context.instance` run with `credentials`: writes them where its kind keeps them
+    /// (every write through the executor), then waits until `serverInfo.slackClientID` shows
+    /// the new client ID. Returns false when nothing had to change.
+    @discardableResult
+    public static func register(_ credentials: SlackCredentials, context: RegistrationContext) throws -> Bool {
+        let instance = context.instance
+        if try context.wandb.serverInfo().slackClientID == credentials.clientID {
+            return false
+        }
+        switch instance.registrar {
+        case .operatorV2(let target):
+            try OperatorV2Registrar(target: target, context: context).write(credentials)
+        case .operatorV1(let target):
+            try OperatorV1Registrar(target: target, context: context).write(credentials)
+        case .exec(let hook):
+            try ExecRegistrar(hook: hook, context: context).write(credentials)
+        }
+        if context.executor.dryRun { return true }
+        try waitForClientID(credentials.clientID, context: context)
+        return true
+    }
+
+    /// Polls `serverInfo` with backoff until it reports `clientID`, within the settle timeout.
+    static func waitForClientID(_ clientID: String, context: RegistrationContext) throws {
+        let deadline = Date().addingTimeInterval(context.settleTimeout)
+        var delay = 0.2
+        var seen: String?
+        while Date() < deadline {
+            seen = try context.wandb.serverInfo().slackClientID
+            if seen == clientID { return }
+            try context.control.sleep(min(delay, max(0, deadline.timeIntervalSinceNow)))
+            delay = min(delay * 2, 5)
+        }
+        throw FleetError.failed("instance \(context.instance.name) still reports Slack client ID \(seen ?? "none") \(Int(context.settleTimeout)) s after its credentials were written (expected \(clientID)): check that the api pods restarted")
+    }
+
+    static func kubernetes(_ target: KubernetesTarget, _ context: RegistrationContext) throws -> KubernetesClient {
+        KubernetesClient(target: target, token: try context.vault.resolve(target.token), allowInsecureHTTP: context.instance.allowInsecureHTTP,
+                         transport: context.transport, retry: context.retry, control: context.control, metrics: context.metrics)
+    }
+
+    static func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+}
+
+/// W&B operator v2: the Secret keys the WeightsAndBiases CR's `spec.wandb.notifications.slack`
+/// selectors name, then a rollout restart of the api Deployment.
+struct OperatorV2Registrar {
+    let target: KubernetesTarget
+    let context: RegistrationContext
+
+    func write(_ credentials: SlackCredentials) throws {
+        let client = try Registration.kubernetes(target, context)
+        let name = context.instance.name
+        let resource = try client.get(KubernetesClient.resourcePath("v2", target.namespace, target.resource))
+        let slack = resource["spec"]?["wandb"]?["notifications"]?["slack"]
+        guard let idSecret = slack?["clientId"]?["name"]?.stringValue, let idKey = slack?["clientId"]?["key"]?.stringValue,
+              let secretSecret = slack?["clientSecret"]?["name"]?.stringValue, let secretKey = slack?["clientSecret"]?["key"]?.stringValue else {
+            throw FleetError.failed("instance \(name): the WeightsAndBiases resource \(target.namespace)/\(target.resource) has no spec.wandb.notifications.slack clientId and clientSecret selectors: add them (name and key of a Secret) and run again")
+        }
+        var patches: [String: [String: JSON]] = [:]
+        patches[idSecret, default: [:]][idKey] = .string(Registration.base64(credentials.clientID))
+        patches[secretSecret, default: [:]][secretKey] = .string(Registration.base64(credentials.clientSecret.revealed))
+        for (secretName, data) in patches.sorted(by: { $0.key < $1.key }) {
+            let path = KubernetesClient.secretPath(target.namespace, secretName)
+            do {
+                _ = try client.get(path)
+            } catch let error as ServiceError where error.status == 404 {
+                throw FleetError.failed("instance \(name): the Secret \(target.namespace)/\(secretName) that the WeightsAndBiases resource's slack selectors name does not exist: create it, or point the selectors at one that does")
+            }
+            let fingerprinted = data.mapValues { _ in JSON.string("(set)") }
+            try context.executor.perform(ChangeExecutor.Change(
+                target: "k8s:secret/\(target.namespace)/\(secretName)", action: "update",
+                summary: "write Slack client ID \(credentials.clientID) into Secret \(target.namespace)/\(secretName)",
+                detail: ["keys": .object(fingerprinted), "client_id": .string(credentials.clientID),
+                         "client_secret": .string(context.executor.audit.fingerprint(of: credentials.clientSecret))]),
+                instance: name) {
+                try client.mergePatch(path, ["data": .object(data)])
+            }
+        }
+        let deployment = target.deployment ?? "wandb-api"
+        let stamp = Timestamp.now()
+        try context.executor.perform(ChangeExecutor.Change(
+            target: "k8s:deployment/\(target.namespace)/\(deployment)", action: "restart",
+            summary: "restart Deployment \(target.namespace)/\(deployment) so it reads the new credentials",
+            detail: ["restartedAt": .string(stamp)]), instance: name) {
+            try client.mergePatch(KubernetesClient.deploymentPath(target.namespace, deployment),
+                                  ["spec": ["template": ["metadata": ["annotations": ["kubectl.kubernetes.io/restartedAt": .string(stamp)]]]]])
+        }
+    }
+}
+
+/// W&B operator v1 / Helm values: `spec.values.global.slack` of the WeightsAndBiases resource;
+/// the operator writes the release Secret and restarts the api pods itself.
+struct OperatorV1Registrar {
+    let target: KubernetesTarget
+    let context: RegistrationContext
+
+    func write(_ credentials: SlackCredentials) throws {
+        let client = try Registration.kubernetes(target, context)
+        let path = KubernetesClient.resourcePath("v1", target.namespace, target.resource)
+        _ = try client.get(path)
+        try context.executor.perform(ChangeExecutor.Change(
+            target: "k8s:weightsandbiases/\(target.namespace)/\(target.resource)", action: "update",
+            summary: "set spec.values.global.slack of \(target.namespace)/\(target.resource) to client ID \(credentials.clientID)",
+            detail: ["client_id": .string(credentials.clientID), "client_secret": .string(context.executor.audit.fingerprint(of: credentials.clientSecret))]),
+            instance: context.instance.name) {
+            try client.mergePatch(path, ["spec": ["values": ["global": ["slack": ["clientId": .string(credentials.clientID),
+                                                                                  "secret": .string(credentials.clientSecret.revealed)]]]]])
+        }
+    }
+}
+
+/// A command of the operator's own: the credentials arrive as JSON on stdin (never in argv or
+/// the environment); exit 0 means done.
+struct ExecRegistrar {
+    let hook: ExecHook
+    let context: RegistrationContext
+
+    func write(_ credentials: SlackCredentials) throws {
+        let name = context.instance.name
+        try context.executor.perform(ChangeExecutor.Change(
+            target: "exec:\(hook.command.first ?? "")", action: "register",
+            summary: "run \(hook.command.joined(separator: " ")) with client ID \(credentials.clientID) on stdin",
+            detail: ["client_id": .string(credentials.clientID), "client_secret": .string(context.executor.audit.fingerprint(of: credentials.clientSecret))]),
+            instance: name) {
+            try run(credentials)
+        }
+    }
+
+    func run(_ credentials: SlackCredentials) throws {
+        let name = context.instance.name
+        let input: JSON = ["instance": .string(name), "workspace": .string(context.instance.workspaceID), "app_id": .string(credentials.appID),
+                           "client_id": .string(credentials.clientID), "client_secret": .string(credentials.clientSecret.revealed)]
+        let process = Process()
+        let program = hook.command[0]
+        process.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : FileManager.default.currentDirectoryPath + "/" + program)
+        process.arguments = Array(hook.command.dropFirst())
+        // A small, fixed environment: nothing of SlackFleet's own (such as the master key) leaks in.
+        let parent = ProcessInfo.processInfo.environment
+        process.environment = ["PATH": parent["PATH"] ?? "/usr/bin:/bin", "HOME": parent["HOME"] ?? "/", "LANG": "C.UTF-8"]
+        let stdin = Pipe(), output = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = output
+        process.standardError = output
+        do {
+            try process.run()
+        } catch {
+            throw FleetError.failed("instance \(name): cannot run the exec registrar \(program): \(error.localizedDescription); check registrar.command in the inventory")
+        }
+        stdin.fileHandleForWriting.write(input.data)
+        try? stdin.fileHandleForWriting.close()
+        let collected = Collected()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            collected.data = output.fileHandleForReading.readDataToEndOfFile()
+            done.signal()
+        }
+        if done.wait(timeout: .now() + .seconds(hook.timeoutSeconds)) == .timedOut {
+            process.terminate()
+            _ = done.wait(timeout: .now() + 5)
+            throw FleetError.failed("instance \(name): the exec registrar did not finish within \(hook.timeoutSeconds) s and was stopped")
+        }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            var said = String(decoding: collected.data.prefix(400), as: UTF8.self)
+            said = said.replacingOccurrences(of: credentials.clientSecret.revealed, with: "<redacted>")
+            throw FleetError.failed("instance \(name): the exec registrar exited with status \(process.terminationStatus)\(said.isEmpty ? "" : ": \(said.trimmingCharacters(in: .whitespacesAndNewlines))")")
+        }
+    }
+
+    private final class Collected: @unchecked Sendable {
+        var data = Data()
+    }
+}

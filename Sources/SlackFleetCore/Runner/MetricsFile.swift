@@ -1,0 +1,48 @@
+import Foundation
+
+/// A Prometheus textfile (for node_exporter's textfile collector), replaced atomically.
+public enum MetricsFile {
+    /// Writes `report`'s figures to `path`, keeping the last success time of earlier runs when
+    /// this one did not succeed.
+    public static func write(_ report: RunReport, to path: String) throws {
+        let job = "job=\"\(report.job)\""
+        var lastSuccess: Double?
+        if report.exitStatus == 0 || report.exitStatus == 2 {
+            lastSuccess = report.finishedAt.timeIntervalSince1970
+        } else if let old = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in old.split(separator: "\n") where line.hasPrefix("slackfleet_last_success_timestamp_seconds{\(job)}") {
+                lastSuccess = line.split(separator: " ").last.flatMap { Double($0) }
+            }
+        }
+        var out = """
+            # HELP slackfleet_last_run_timestamp_seconds When the last run of the job ended.
+            # TYPE slackfleet_last_run_timestamp_seconds gauge
+            slackfleet_last_run_timestamp_seconds{\(job)} \(report.finishedAt.timeIntervalSince1970)
+            # HELP slackfleet_last_success_timestamp_seconds When a run of the job last ended without failures.
+            # TYPE slackfleet_last_success_timestamp_seconds gauge
+
+            """
+        if let lastSuccess { out += "slackfleet_last_success_timestamp_seconds{\(job)} \(lastSuccess)\n" }
+        out += """
+            # HELP slackfleet_run_duration_seconds How long the last run took.
+            # TYPE slackfleet_run_duration_seconds gauge
+            slackfleet_run_duration_seconds{\(job)} \(report.finishedAt.timeIntervalSince(report.startedAt))
+            # HELP slackfleet_run_exit_code The last run's exit code.
+            # TYPE slackfleet_run_exit_code gauge
+            slackfleet_run_exit_code{\(job)} \(report.exitStatus)
+            # HELP slackfleet_instances Instances by result in the last run.
+            # TYPE slackfleet_instances gauge
+
+            """
+        for outcome in InstanceResult.Outcome.allCases { out += "slackfleet_instances{\(job),result=\"\(outcome.rawValue)\"} \(report.count(outcome))\n" }
+        out += "# HELP slackfleet_instance_result 1 for each instance's result in the last run.\n# TYPE slackfleet_instance_result gauge\n"
+        for result in report.results.sorted(by: { $0.instance < $1.instance }) {
+            out += "slackfleet_instance_result{\(job),instance=\"\(result.instance)\",result=\"\(result.outcome.rawValue)\"} 1\n"
+        }
+        out += "# HELP slackfleet_slack_rate_limited_total 429 answers in the last run, per workspace.\n# TYPE slackfleet_slack_rate_limited_total gauge\n"
+        for (workspace, count) in report.rateLimited.sorted(by: { $0.key < $1.key }) {
+            out += "slackfleet_slack_rate_limited_total{\(job),workspace=\"\(workspace)\"} \(count)\n"
+        }
+        try FileSystem.writePrivateFileAtomically(atPath: path, contents: Data(out.utf8))
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+
+/// What happened to one instance in a run.
+public struct InstanceResult: Sendable, Codable, Equatable {
+    public enum Outcome: String, Sendable, Codable, CaseIterable {
+        /// Already as it should be; nothing changed.
+        case ok
+        /// Changed (or, in a dry run, would change).
+        case changed
+        case failed
+        /// Not worked on, with the reason (no app yet, disabled...).
+        case skipped
+        /// Stopped by SIGINT or SIGTERM mid-way.
+        case interrupted
+        /// Not started: the run's time or failure budget ran out; the next run does it.
+        case deferred
+    }
+
+    public let instance: String
+    public let appGroup: String
+    public let workspace: String
+    public var outcome: Outcome
+    public var detail: String
+    public var durationMS: Int
+
+    enum CodingKeys: String, CodingKey {
+        case instance, appGroup = "app_group", workspace, outcome = "result", detail, durationMS = "duration_ms"
+    }
+
+    public init(instance: String, appGroup: String, workspace: String, outcome: Outcome, detail: String, durationMS: Int = 0) {
+        self.instance = instance
+        self.appGroup = appGroup
+        self.workspace = workspace
+        self.outcome = outcome
+        self.detail = detail
+        self.durationMS = durationMS
+    }
+}
+
+/// A whole run: its results, counts, and how it ended.
+public struct RunReport: Sendable {
+    public let runID: String
+    public let job: String
+    public let dryRun: Bool
+    public let startedAt: Date
+    public var finishedAt = Date()
+    public var results: [InstanceResult] = []
+    public var stop: RunControl.Stop?
+    public var notes: [String] = []
+    /// Calls per endpoint, retries, 429s per workspace.
+    public var calls: [String: Int] = [:]
+    public var retries = 0
+    public var rateLimited: [String: Int] = [:]
+    /// The changes a dry run would make, by instance ("" for app-wide changes).
+    public var planned: [String: [String]] = [:]
+
+    public func count(_ outcome: InstanceResult.Outcome) -> Int { results.filter { $0.outcome == outcome }.count }
+
+    /// `ok=.. changed=.. failed=.. skipped=..`, as Ansible's recap line.
+    public var recap: String {
+        InstanceResult.Outcome.allCases.filter { $0 != .interrupted && $0 != .deferred || count($0) > 0 }
+            .map { "\($0.rawValue)=\(count($0))" }.joined(separator: " ")
+    }
+
+    /// The exit status: a signal, then failures (they always show), then the time budget,
+    /// then a dry run's pending changes.
+    public var exitStatus: Int32 {
+        switch stop {
+        case .interrupted?: return 130
+        case .terminated?: return 143
+        default: break
+        }
+        if count(.failed) > 0 { return ExitStatus.failure.rawValue }
+        if stop == .timeBudget || count(.deferred) > 0 { return ExitStatus.temporaryFailure.rawValue }
+        if dryRun && count(.changed) > 0 { return ExitStatus.changesPending.rawValue }
+        return ExitStatus.ok.rawValue
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+/// Which instances a run works on.
+public struct Selection: Sendable {
+    public var instances: [String] = []
+    public var labels: [String: String] = [:]
+    public var all = false
+    /// This run's slice: `(index, count)`, 1-based index.
+    public var shard: (index: Int, count: Int)?
+
+    public init() {}
+
+    /// `--shard K/N`, or JOB_COMPLETION_INDEX (0-based, from a Kubernetes Indexed Job) with `--shards N`.
+    public static func shard(_ text: String?, shards: Int?, environment: [String: String]) throws -> (index: Int, count: Int)? {
+        if let text {
+            let parts = text.split(separator: "/").map { Int($0) }
+            guard parts.count == 2, let index = parts[0], let count = parts[1], count >= 1, (1...count).contains(index) else {
+                throw FleetError.usage("--shard \(text): write it as K/N with 1 <= K <= N, such as --shard 2/4")
+            }
+            return (index, count)
+        }
+        if let shards {
+            guard shards >= 1, let raw = environment["JOB_COMPLETION_INDEX"], let index = Int(raw), (0..<shards).contains(index) else {
+                throw FleetError.usage("--shards \(shards) needs JOB_COMPLETION_INDEX between 0 and \(shards - 1) (set by a Kubernetes Indexed Job), or use --shard K/N")
+            }
+            return (index + 1, shards)
+        }
+        return nil
+    }
+
+    /// The enabled instances selected from `inventory`, grouped by the app they share.
+    /// Shards split by app group, so a group's instances stay on one machine.
+    public func groups(of inventory: Inventory) throws -> [Inventory.AppKey: [Instance]] {
+        guard all || !instances.isEmpty || !labels.isEmpty else {
+            throw FleetError.usage("choose instances: --instance NAME (repeatable), --label key=value, or --all")
+        }
+        let known = Set(inventory.instances.map(\.name))
+        if let unknown = instances.first(where: { !known.contains($0) }) {
+            throw FleetError.usage("no instance named \(unknown) in the inventory: see `slackfleet inventory list`")
+        }
+        let chosen = inventory.instances.filter { instance in
+            instance.enabled
+                && (instances.isEmpty || instances.contains(instance.name))
+                && labels.allSatisfy { instance.labels[$0.key] == $0.value }
+        }
+        var groups = Dictionary(grouping: chosen) { Inventory.AppKey(workspaceID: $0.workspaceID, appGroup: $0.appGroup) }
+        if let shard {
+            groups = groups.filter { Int(Selection.stableHash("\($0.key.workspaceID)/\($0.key.appGroup)") % UInt64(shard.count)) == shard.index - 1 }
+        }
+        return groups
+    }
+
+    /// FNV-1a: the same on every machine and every run, unlike Swift's seeded `hashValue`.
+    static func stableHash(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
+    }
+}
+
+/// `--max-failures N` or `P%`.
+public struct FailureBudget: Sendable, Equatable {
+    public let count: Int?
+    public let percent: Double?
+
+    public init(parsing text: String) throws {
+        if text.hasSuffix("%"), let value = Double(text.dropLast()), (0...100).contains(value) {
+            count = nil
+            percent = value
+        } else if let value = Int(text), value >= 0 {
+            count = value
+            percent = nil
+        } else {
+            throw FleetError.usage("--max-failures \(text): write a count such as 5 or a share such as 10%")
+        }
+    }
+
+    /// Whether `failures` out of `total` instances is beyond the budget.
+    public func exceeded(failures: Int, total: Int) -> Bool {
+        if let count { return failures > count }
+        if let percent { return Double(failures) > Double(total) * percent / 100 }
+        return false
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// One W&B Server instance's GraphQL API (`<base_url>/graphql`, Basic auth, user `api`).
+public struct WandbClient: Sendable {
+    public let instance: Instance
+    let apiKey: SecretValue
+    let transport: HTTPTransport
+    let retry: RetryPolicy
+    let control: RunControl
+    let metrics: CallMetrics
+
+    public init(instance: Instance, apiKey: SecretValue, transport: HTTPTransport, retry: RetryPolicy, control: RunControl, metrics: CallMetrics) {
+        self.instance = instance
+        self.apiKey = apiKey
+        self.transport = transport
+        self.retry = retry
+        self.control = control
+        self.metrics = metrics
+    }
+
+    /// What the running instance reports: the Slack client ID it uses (text, compared exactly) and its host.
+    public struct ServerInfo: Sendable, Equatable {
+        public let slackClientID: String?
+        public let frontendHost: String?
+    }
+
+    public func serverInfo() throws -> ServerInfo {
+        let data = try query("{ serverInfo { slackClientID frontendHost } }")
+        let info = data["serverInfo"]
+        return ServerInfo(slackClientID: info?["slackClientID"]?.stringValue, frontendHost: info?["frontendHost"]?.stringValue)
+    }
+
+    /// Runs a GraphQL operation; returns `data`, or throws the first error.
+    public func query(_ text: String, variables: [String: JSON] = [:]) throws -> JSON {
+        var base = instance.baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        let body: JSON = ["query": .string(text), "variables": .object(variables)]
+        let spec = HTTPRequestSpec(method: "POST", url: base + "/graphql",
+                                   headers: [("Content-Type", "application/json"), ("Authorization", "Basic " + Data("api:\(apiKey.revealed)".utf8).base64EncodedString())],
+                                   body: body.data, allowInsecureHTTP: instance.allowInsecureHTTP)
+        return try retry.run(control, onRetry: { _, _ in metrics.retried() }) {
+            metrics.called("wandb:graphql")
+            let reply = try transport.send(spec)
+            let json = try? JSON.parse(reply.body)
+            let firstError = json?["errors"]?.listValue?.first?["message"]?.stringValue
+            if reply.status == 401 || reply.status == 403 {
+                throw ServiceError(service: "wandb", target: instance.name, status: reply.status, code: "unauthorized",
+                                   message: "the API key was refused: check the instance's api_key (it must be an admin's)")
+            }
+            guard reply.status == 200 else {
+                throw ServiceError(service: "wandb", target: instance.name, status: reply.status, code: firstError == nil ? "http_\(reply.status)" : "graphql_error",
+                                   message: firstError ?? "", retryAfter: reply.headers["retry-after"].flatMap(Double.init))
+            }
+            if let firstError {
+                throw ServiceError(service: "wandb", target: instance.name, status: 200, code: "graphql_error", message: firstError)
+            }
+            guard let data = json?["data"], data.objectValue != nil else {
+                throw ServiceError(service: "wandb", target: instance.name, status: 200, code: "unreadable_answer", message: "no data in the GraphQL answer")
+            }
+            return data
+        }
+    }
+}

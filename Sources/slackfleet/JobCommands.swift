@@ -1,0 +1,222 @@
+import ArgumentParser
+import Foundation
+import SlackFleetCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The options every job takes.
+struct JobOptions: ParsableArguments {
+    @Option(name: .customLong("instance"), help: ArgumentHelp("An instance to work on (repeatable).", valueName: "name"))
+    var instances: [String] = []
+    @Option(name: .customLong("label"), help: ArgumentHelp("Only instances with this label (repeatable; all must match).", valueName: "key=value"))
+    var labels: [String] = []
+    @Flag(help: "Every enabled instance.")
+    var all = false
+    @Option(help: ArgumentHelp("This machine's slice of the fleet, by app group: K of N.", valueName: "K/N"))
+    var shard: String?
+    @Option(help: ArgumentHelp("The number of slices; the slice is JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).", valueName: "N"))
+    var shards: Int?
+    @Flag(name: .customLong("dry-run"), help: "Read the real state, print what would change, change nothing; exit 2 if anything would.")
+    var dryRun = false
+    @Option(help: "App groups worked on at once (default: the job file's).")
+    var concurrency: Int?
+    @Option(name: .customLong("max-failures"), help: ArgumentHelp("Start no new work after this many failed instances.", valueName: "N|P%"))
+    var maxFailures: String?
+    @Option(name: .customLong("max-duration"), help: ArgumentHelp("Start no new change after this long; exit 75 and let the next run resume.", valueName: "duration"))
+    var maxDuration: String?
+    @Option(name: .customLong("job-file"), help: ArgumentHelp("Job settings other than the defaults in jobs/<job>.json.", valueName: "path"))
+    var jobFile: String?
+    @Flag(help: "JSON lines on stdout: one per instance, then a summary.")
+    var json = false
+    @Option(name: .customLong("metrics-file"), help: ArgumentHelp("Write a Prometheus textfile here (atomically, mode 0600).", valueName: "path"))
+    var metricsFile: String?
+
+    func validate() throws {
+        if let concurrency, !(1...128).contains(concurrency) { throw ValidationError("--concurrency must be between 1 and 128") }
+        if let maxDuration, JobOptions.seconds(maxDuration) == nil { throw ValidationError("--max-duration \(maxDuration): write it like 90s, 30m or 2h") }
+        _ = try parseLabels(labels)
+        if let maxFailures { _ = try FailureBudget(parsing: maxFailures) }
+    }
+
+    static func seconds(_ text: String) -> TimeInterval? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+        if let unit = text.last, let multiplier = units[unit], let value = Double(text.dropLast()), value > 0 { return value * multiplier }
+        return Double(text).flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    func runOptions(job: String) throws -> RunOptions {
+        var options = RunOptions(settings: try JobSettings.load(job: job, file: jobFile))
+        options.selection.instances = instances
+        options.selection.labels = try parseLabels(labels)
+        options.selection.all = all
+        options.selection.shard = try Selection.shard(shard, shards: shards, environment: ProcessInfo.processInfo.environment)
+        options.dryRun = dryRun
+        options.concurrency = concurrency
+        options.maxFailures = try maxFailures.map(FailureBudget.init(parsing:))
+        options.maxDuration = maxDuration.flatMap(JobOptions.seconds)
+        return options
+    }
+}
+
+/// Runs a job the way every job command does: lock, signals, output, metrics, exit code.
+enum JobCommand {
+    static func run(_ job: FleetJob, global: GlobalOptions, options: JobOptions) throws {
+        try Console.run {
+            let runOptions = try options.runOptions(job: job.name)
+            let (store, keyring, audit) = try global.openForChanges(command: job.name)
+            let control = RunControl(maxDuration: runOptions.maxDuration)
+            let signals = SignalTrap(control: control)
+            defer { signals.cancel() }
+            let runner = Runner(store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit, control: control)
+            let progress = ProgressLine(enabled: !options.json && isatty(STDERR_FILENO) == 1)
+            runner.onProgress = { done, total, results in progress.update(done: done, total: total, results: results) }
+            let report = try runner.run(job, options: runOptions) { Console.note($0) }
+            progress.finish()
+            if let path = options.metricsFile { try MetricsFile.write(report, to: path) }
+            if options.json {
+                for result in report.results { try Console.jsonLine(result) }
+                try Console.jsonLine(RunSummary(report))
+            } else {
+                Console.out(Self.table(report))
+                if let stop = report.stop { Console.note("stopped early: \(stop.rawValue); the next run carries on") }
+            }
+            return ExitStatus(rawValue: report.exitStatus) ?? .failure
+        }
+    }
+
+    static func table(_ report: RunReport) -> String {
+        var out = ""
+        if report.dryRun {
+            for (instance, changes) in report.planned.sorted(by: { $0.key < $1.key }) {
+                for change in changes { out += "plan: \(instance.isEmpty ? "" : instance + ": ")\(change)\n" }
+            }
+        }
+        var table = TextTable(headers: ["INSTANCE", "APP GROUP", "WORKSPACE", "RESULT", "DETAIL"])
+        table.rows = report.results.map { [$0.instance, $0.appGroup, $0.workspace, $0.outcome.rawValue, $0.detail] }
+        out += table.render()
+        let seconds = report.finishedAt.timeIntervalSince(report.startedAt)
+        out += "\(report.job)\(report.dryRun ? " (dry run)" : ""): \(report.recap) in \(String(format: "%.1f", seconds)) s"
+        let calls = report.calls.values.reduce(0, +)
+        out += " (\(calls) calls, \(report.retries) retries, \(report.rateLimited.values.reduce(0, +)) rate-limited)\n"
+        return out
+    }
+}
+
+/// The last JSON line of a job's `--json` output.
+struct RunSummary: Encodable {
+    let summary = true
+    let runID: String
+    let job: String
+    let dryRun: Bool
+    let counts: [String: Int]
+    let exitCode: Int32
+    let stoppedBy: String?
+    let durationSeconds: Double
+    let calls: [String: Int]
+    let retries: Int
+    let rateLimited: [String: Int]
+
+    init(_ report: RunReport) {
+        runID = report.runID
+        job = report.job
+        dryRun = report.dryRun
+        counts = Dictionary(uniqueKeysWithValues: InstanceResult.Outcome.allCases.map { ($0.rawValue, report.count($0)) })
+        exitCode = report.exitStatus
+        stoppedBy = report.stop?.rawValue
+        durationSeconds = report.finishedAt.timeIntervalSince(report.startedAt)
+        calls = report.calls
+        retries = report.retries
+        rateLimited = report.rateLimited
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case summary, runID = "run_id", job, dryRun = "dry_run", counts, exitCode = "exit_code", stoppedBy = "stopped_by"
+        case durationSeconds = "duration_seconds", calls, retries, rateLimited = "rate_limited"
+    }
+}
+
+/// SIGINT and SIGTERM ask the run to stop: nothing new starts, in-flight steps end or are
+/// marked interrupted, and the exit code is 130 or 143.
+final class SignalTrap: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+
+    init(control: RunControl) {
+        for (number, reason) in [(SIGINT, RunControl.Stop.interrupted), (SIGTERM, RunControl.Stop.terminated)] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: DispatchQueue(label: "slackfleet.signals"))
+            source.setEventHandler {
+                control.requestStop(reason)
+                Console.note("\(reason == .interrupted ? "SIGINT" : "SIGTERM"): starting nothing new; finishing the steps in flight")
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+}
+
+/// A live progress line on a terminal (stderr), never in a log or a pipe.
+final class ProgressLine: @unchecked Sendable {
+    private let enabled: Bool
+    private let lock = NSLock()
+
+    init(enabled: Bool) {
+        self.enabled = enabled
+    }
+
+    func update(done: Int, total: Int, results: [InstanceResult]) {
+        guard enabled else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let changed = results.filter { $0.outcome == .changed }.count, failed = results.filter { $0.outcome == .failed }.count
+        FileHandle.standardError.write(Data("\r\u{1b}[K[\(done)/\(total) app groups] changed=\(changed) failed=\(failed)".utf8))
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
+    }
+}
+
+struct ProvisionAppCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "provision-app",
+        abstract: "Create each app group's Slack app and register its credentials with every instance.",
+        discussion: """
+            Examples:
+              slackfleet provision-app --all --dry-run
+              slackfleet provision-app --label env=prod --max-duration 50m --metrics-file /var/lib/node_exporter/slackfleet.prom
+            Slack allows about one app write a minute per workspace (Tier 1): the job paces its writes,
+            prints the ETA they imply, and with --max-duration stops cleanly (exit 75) for the next run to resume.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: JobOptions
+
+    func run() throws { try JobCommand.run(ProvisionApp(), global: global, options: options) }
+}
+
+struct SyncRedirectsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync-redirects",
+        abstract: "Make each app's redirect URLs and IP allow-list equal the inventory, touching nothing else.",
+        discussion: """
+            Examples:
+              slackfleet sync-redirects --all --dry-run     # the diff per app; exit 2 if anything would change
+              slackfleet sync-redirects --all
+            The manifest exported before each update is kept: `slackfleet apps snapshots` lists them and
+            `slackfleet apps restore ID` puts one back.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: JobOptions
+
+    func run() throws { try JobCommand.run(SyncRedirects(), global: global, options: options) }
+}
