@@ -20,6 +20,8 @@ public struct SimConfig: Sendable {
     public var rolloutDelay: Double = 1
     /// Real seconds a hanging request is held before its connection is closed.
     public var hangSeconds: Double = 30
+    /// The Retry-After of a 429 storm's answers.
+    public var stormRetryAfter: Double = 30
     /// The address calls appear to come from, for app IP allow-lists (every client is on loopback).
     public var egressIP = "198.51.100.10"
 

@@ -82,7 +82,7 @@ enum JobCommand {
                 Console.out(Self.table(report))
                 if let stop = report.stop { Console.note("stopped early: \(stop.rawValue); the next run carries on") }
             }
-            return ExitStatus(rawValue: report.exitStatus) ?? .failure
+            return report.exitStatus
         }
     }
 
@@ -123,7 +123,7 @@ struct RunSummary: Encodable {
         job = report.job
         dryRun = report.dryRun
         counts = Dictionary(uniqueKeysWithValues: InstanceResult.Outcome.allCases.map { ($0.rawValue, report.count($0)) })
-        exitCode = report.exitStatus
+        exitCode = report.exitStatus.rawValue
         stoppedBy = report.stop?.rawValue
         durationSeconds = report.finishedAt.timeIntervalSince(report.startedAt)
         calls = report.calls

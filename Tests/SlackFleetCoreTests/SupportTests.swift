@@ -52,3 +52,44 @@ struct URLParsingTests {
         #expect((try? EndpointRules.checkURL(text, role: .hostURL, allowInsecureHTTP: false).get()) == nil)
     }
 }
+
+@Suite("Job settings")
+struct JobSettingsTests {
+    @Test("the shipped job files are the defaults the binary uses", arguments: ["provision-app", "sync-redirects"])
+    func shippedFilesMatchDefaults(_ job: String) throws {
+        let shipped = try JobSettings.load(job: job, file: PackagePaths.root + "/jobs/\(job).json")
+        #expect(shipped == JobSettings.defaults(for: job))
+    }
+
+    @Test("a manifest renders the group's name within Slack's 35 characters, its redirect URLs and allow-list")
+    func manifestRendering() throws {
+        let instances = [
+            Instance(name: "a", baseURL: "https://a.example.com", hostURLs: ["https://b.example.com", "https://a.example.com"], ipAllowlist: ["203.0.113.0/24"],
+                     workspaceID: "T1", appGroup: "a-very-long-app-group-name-for-testing", apiKey: .environment(variable: "K"), registrar: .exec(ExecHook(command: ["x"]))),
+        ]
+        let workspace = Workspace(id: "T1", name: "acme", configToken: .environment(variable: "C"), refreshToken: .environment(variable: "R"))
+        let group = GroupWork(key: Inventory.AppKey(workspaceID: "T1", appGroup: "a-very-long-app-group-name-for-testing"), workspace: workspace, instances: instances)
+        let manifest = ProvisionApp.manifest(template: JobSettings.defaults(for: "provision-app").manifest, group: group)
+        let name = try #require(manifest["display_information"]?["name"]?.stringValue)
+        #expect(name.count == 35)
+        #expect(name.hasPrefix("W&B alerts a-very-long"))
+        #expect(manifest["oauth_config"]?["redirect_urls"]?.strings == ["https://a.example.com", "https://b.example.com"])
+        #expect(manifest["oauth_config"]?["scopes"]?["bot"]?.strings == ["incoming-webhook"])
+        #expect(manifest["settings"]?["allowed_ip_address_ranges"]?.strings == ["203.0.113.0/24"])
+    }
+
+    @Test("drift compares only redirect URLs and the allow-list, normalised")
+    func drift() {
+        let instance = Instance(name: "a", baseURL: "https://a.example.com", hostURLs: ["https://a.example.com"], workspaceID: "T1",
+                                apiKey: .environment(variable: "K"), registrar: .exec(ExecHook(command: ["x"])))
+        let exported: JSON = ["_metadata": ["major_version": 1], "oauth_config": ["redirect_urls": ["HTTPS://A.example.com/"]],
+                              "settings": ["token_rotation_enabled": false]]
+        #expect(SyncRedirects.drift(exported: exported, instances: [instance]).isEmpty, "Slack's additions and URL case are not drift")
+        let extra: JSON = ["oauth_config": ["redirect_urls": ["https://a.example.com", "https://old.example.com"]], "settings": ["allowed_ip_address_ranges": ["198.51.100.0/24"]]]
+        let drift = SyncRedirects.drift(exported: extra, instances: [instance])
+        #expect(drift.removedURLs == ["https://old.example.com"])
+        #expect(drift.removedRanges == ["198.51.100.0/24"])
+        let edited = SyncRedirects.edited(extra, instances: [instance])
+        #expect(edited["settings"]?["allowed_ip_address_ranges"] == nil, "an empty allow-list is no list: Slack's schema wants at least one entry")
+    }
+}

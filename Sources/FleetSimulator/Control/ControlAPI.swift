@@ -150,6 +150,7 @@ extension Simulator {
         if let value = number("rollout_delay_ms") { config.rolloutDelay = value / 1000 }
         if let value = number("hang_seconds") { config.hangSeconds = value }
         if let value = body["egress_ip"]?.stringValue { config.egressIP = value }
+        if let value = number("storm_retry_after") { config.stormRetryAfter = value }
         for (key, value) in body["tier_quota"]?.objectValue ?? [:] {
             if let tier = SlackTier(rawValue: key), let quota = double(value) { config.tierQuota[tier] = quota }
         }

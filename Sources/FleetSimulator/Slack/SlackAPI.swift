@@ -55,7 +55,7 @@ extension Simulator {
                 return Simulator.slackError("invalid_auth")
             }
             if let storm = world.faults["workspace:\(token.teamID)"], storm.rateLimitStorm {
-                return Simulator.rateLimited(retryAfter: 30)
+                return Simulator.rateLimited(retryAfter: world.config.stormRetryAfter)
             }
             if let wait = world.rateLimiter.take(team: token.teamID, method: method, tier: tier, now: world.now, config: world.config) {
                 return Simulator.rateLimited(retryAfter: wait)

@@ -7,7 +7,7 @@ public enum MetricsFile {
     public static func write(_ report: RunReport, to path: String) throws {
         let job = "job=\"\(report.job)\""
         var lastSuccess: Double?
-        if report.exitStatus == 0 || report.exitStatus == 2 {
+        if report.exitStatus == .ok || report.exitStatus == .changesPending {
             lastSuccess = report.finishedAt.timeIntervalSince1970
         } else if let old = try? String(contentsOfFile: path, encoding: .utf8) {
             for line in old.split(separator: "\n") where line.hasPrefix("slackfleet_last_success_timestamp_seconds{\(job)}") {
@@ -29,7 +29,7 @@ public enum MetricsFile {
             slackfleet_run_duration_seconds{\(job)} \(report.finishedAt.timeIntervalSince(report.startedAt))
             # HELP slackfleet_run_exit_code The last run's exit code.
             # TYPE slackfleet_run_exit_code gauge
-            slackfleet_run_exit_code{\(job)} \(report.exitStatus)
+            slackfleet_run_exit_code{\(job)} \(report.exitStatus.rawValue)
             # HELP slackfleet_instances Instances by result in the last run.
             # TYPE slackfleet_instances gauge
 

@@ -64,15 +64,15 @@ public struct RunReport: Sendable {
 
     /// The exit status: a signal, then failures (they always show), then the time budget,
     /// then a dry run's pending changes.
-    public var exitStatus: Int32 {
+    public var exitStatus: ExitStatus {
         switch stop {
-        case .interrupted?: return 130
-        case .terminated?: return 143
+        case .interrupted?: return .interrupted
+        case .terminated?: return .terminated
         default: break
         }
-        if count(.failed) > 0 { return ExitStatus.failure.rawValue }
-        if stop == .timeBudget || count(.deferred) > 0 { return ExitStatus.temporaryFailure.rawValue }
-        if dryRun && count(.changed) > 0 { return ExitStatus.changesPending.rawValue }
-        return ExitStatus.ok.rawValue
+        if count(.failed) > 0 { return .failure }
+        if stop == .timeBudget || count(.deferred) > 0 { return .temporaryFailure }
+        if dryRun && count(.changed) > 0 { return .changesPending }
+        return .ok
     }
 }

@@ -44,4 +44,8 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case temporaryFailure = 75
     /// Configuration is missing or wrong (database, master key).
     case configError = 78
+    /// Stopped by SIGINT: nothing new started, the steps in flight ended or were marked interrupted.
+    case interrupted = 130
+    /// Stopped by SIGTERM, likewise.
+    case terminated = 143
 }

@@ -1,0 +1,227 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import SlackFleetTestSupport
+import Testing
+
+/// A simulated fleet, a SlackFleet database holding its inventory, and fast job files.
+final class JobFixture: @unchecked Sendable {
+    let directory = TemporaryDirectory("jobs")
+    let sim: FleetSimProcess
+    let cli: SlackFleetCLI
+    let provisionFile: String
+    let syncFile: String
+
+    init(instances: Int = 12, workspaces: Int = 3, groups: Int = 1, groupSize: Int = 4, timeScale: Double = 600,
+         maxRetryAfter: Double = 300, maxAttempts: Int = 5, simConfig: String = #"{"rollout_delay_ms": 200}"#) throws {
+        sim = try FleetSimProcess(["--instances", "\(instances)", "--workspaces", "\(workspaces)", "--app-groups", "\(groups)",
+                                   "--group-size", "\(groupSize)", "--time-scale", "\(timeScale)"], directory: directory)
+        try sim.control("POST", "config", simConfig)
+        cli = SlackFleetCLI(workingDirectory: directory.path)
+        provisionFile = try FastJobFile.write("provision-app", scale: timeScale, in: directory, maxRetryAfter: maxRetryAfter, maxAttempts: maxAttempts)
+        syncFile = try FastJobFile.write("sync-redirects", scale: timeScale, in: directory, maxRetryAfter: maxRetryAfter, maxAttempts: maxAttempts)
+        try #require(try cli.run(["init"]).status == 0)
+        let imported = try cli.run(["inventory", "import", sim.inventory])
+        try #require(imported.status == 0, "\(imported.output)")
+    }
+
+    func provision(_ extra: [String] = []) throws -> SlackFleetCLI.Result {
+        try cli.run(["provision-app", "--job-file", provisionFile] + (extra.contains("--instance") || extra.contains("--label") ? [] : ["--all"]) + extra, timeout: 120)
+    }
+
+    func sync(_ extra: [String] = []) throws -> SlackFleetCLI.Result {
+        try cli.run(["sync-redirects", "--all", "--job-file", syncFile] + extra, timeout: 120)
+    }
+
+    /// The JSON lines of a `--json` run: results, then the summary.
+    static func lines(_ result: SlackFleetCLI.Result) -> [[String: Any]] {
+        result.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+@Suite("Jobs against fleet-sim", .serialized)
+struct JobTests {
+    @Test("provision 50 instances in 3 workspaces with 2 shared app groups; a rerun makes no write call")
+    func provisionFleet() throws {
+        let fixture = try JobFixture(instances: 50, workspaces: 3, groups: 2, groupSize: 5)
+        let dry = try fixture.provision(["--dry-run"])
+        #expect(dry.status == 2, "\(dry.output)")
+        #expect(try fixture.sim.calls().keys.allSatisfy { !$0.contains("create") && !$0.contains("PATCH") }, "a dry run writes nothing")
+        let first = try fixture.provision(["--json"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let lines = JobFixture.lines(first)
+        #expect(lines.count == 51, "one line per instance and a summary, nothing else on stdout")
+        #expect((lines.last?["counts"] as? [String: Int])?["changed"] == 50)
+        #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 42, "40 solo apps and 2 shared ones")
+        let state = try fixture.sim.instances()
+        #expect(state.count == 50)
+        #expect(state.values.allSatisfy { $0.canDeliver }, "the simulator confirms every instance can deliver")
+        try fixture.sim.control("POST", "calls/reset")
+        let second = try fixture.provision()
+        #expect(second.status == 0)
+        #expect(second.stdout.contains("ok=50 changed=0 failed=0"))
+        let calls = try fixture.sim.calls()
+        #expect(calls.keys.filter { $0.contains("manifest.create") || $0.contains("manifest.update") || $0.hasPrefix("k8s:PATCH") }.isEmpty, "\(calls)")
+        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+    }
+
+    @Test("new DNS names: the dry run shows exactly those and exits 2; applying keeps a field a person changed in Slack")
+    func syncRedirects() throws {
+        let fixture = try JobFixture()
+        #expect(try fixture.provision().status == 0)
+        let apps = try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []
+        let shared = try #require(apps.first { (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts shared-1" })
+        let appID = try #require(shared["app_id"] as? String)
+        try fixture.sim.control("POST", "apps/\(appID)/edit", #"{"pointer": "/display_information/description", "value": "set by a person"}"#)
+
+        var inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
+        inventory = inventory.replacingOccurrences(of: #"host_urls: ["https://wandb-0002.wandb.fleet-sim.test"]"#,
+                                                   with: #"host_urls: ["https://wandb-0002.wandb.fleet-sim.test", "https://ml.fleet-sim.test"]"#)
+        let changed = fixture.directory.write("changed.yaml", inventory)
+        #expect(try fixture.cli.run(["inventory", "import", changed]).status == 0)
+        try fixture.sim.control("POST", "calls/reset")
+        let dry = try fixture.sync(["--dry-run"])
+        #expect(dry.status == 2, "\(dry.output)")
+        #expect(dry.stdout.contains("plan: app \(appID): redirect URLs +1 -0"))
+        #expect(dry.stdout.contains("+ https://ml.fleet-sim.test"))
+        #expect(dry.stdout.components(separatedBy: "+ https://").count - 1 == 4, "only the shared group's four instances change")
+        #expect(try fixture.sim.calls()["slack:apps.manifest.update"] == nil)
+        let apply = try fixture.sync()
+        #expect(apply.status == 0, "\(apply.output)")
+        let manifest = (try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []).first { $0["app_id"] as? String == appID }?["manifest"] as? [String: Any]
+        #expect(((manifest?["oauth_config"] as? [String: Any])?["redirect_urls"] as? [String])?.contains("https://ml.fleet-sim.test") == true)
+        #expect((manifest?["display_information"] as? [String: Any])?["description"] as? String == "set by a person")
+        try fixture.sim.control("POST", "calls/reset")
+        let converged = try fixture.sync(["--dry-run"])
+        #expect(converged.status == 0)
+        #expect(try fixture.sim.calls().keys.sorted() == ["slack:apps.manifest.export"], "a converged fleet costs only exports")
+
+        let snapshots = try fixture.cli.run(["apps", "snapshots", "wandb-0002"])
+        #expect(snapshots.stdout.contains(appID))
+        let restore = try fixture.cli.run(["apps", "restore", "1"])
+        #expect(restore.status == 0, "\(restore.output)")
+        #expect(try fixture.sync(["--dry-run"]).status == 2, "the restored manifest lacks the new URL again")
+    }
+
+    @Test("a 429 storm on one workspace: only that workspace is rate-limited, and everything converges")
+    func storm() throws {
+        let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 100, "storm_retry_after": 1}"#)
+        try fixture.sim.control("POST", "faults", #"{"target": "workspace:TSIM0002", "ratelimit_storm": true}"#)
+        let sim = fixture.sim
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2.5) {
+            _ = try? sim.control("POST", "faults", #"{"target": "workspace:TSIM0002", "ratelimit_storm": false}"#)
+        }
+        let run = try fixture.provision(["--json"])
+        #expect(run.status == 0, "\(run.output)")
+        let summary = try #require(JobFixture.lines(run).last)
+        #expect((summary["rate_limited"] as? [String: Int]).map { Array($0.keys) } == ["TSIM0002"])
+        #expect(try fixture.sim.instances().values.allSatisfy { $0.canDeliver })
+    }
+
+    @Test("an instance that is down fails alone (exit 1); a refused API key is not retried")
+    func failuresStayLocal() throws {
+        let fixture = try JobFixture()
+        try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0007", "down": true}"#)
+        var inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
+        inventory = inventory.replacingOccurrences(of: "wandb-0011-api-key", with: "wandb-0011-wrong-key")
+        _ = FileManager.default.createFile(atPath: fixture.sim.inventory + ".secrets/wandb-0011-wrong-key", contents: Data("not-the-key".utf8))
+        let edited = fixture.directory.write("edited.yaml", inventory)
+        #expect(try fixture.cli.run(["inventory", "import", edited]).status == 0)
+        let run = try fixture.provision(["--json", "--max-failures", "5"])
+        #expect(run.status == 1)
+        let results = JobFixture.lines(run).filter { $0["instance"] != nil }
+        let failed = Set(results.filter { $0["result"] as? String == "failed" }.compactMap { $0["instance"] as? String })
+        #expect(failed == ["wandb-0007", "wandb-0011"])
+        #expect(results.first { $0["instance"] as? String == "wandb-0011" }?["detail"] as? String ?? "" == "wandb answered HTTP 401 unauthorized (the API key was refused: check the instance's api_key (it must be an admin's)) on wandb-0011")
+        #expect(results.filter { $0["result"] as? String == "changed" }.count == 10)
+    }
+
+    @Test("--max-failures stops new work once the budget is spent")
+    func failureBudget() throws {
+        let fixture = try JobFixture(maxAttempts: 1)
+        for name in ["wandb-0005", "wandb-0006", "wandb-0007", "wandb-0008"] {
+            try fixture.sim.control("POST", "faults", #"{"target": "instance:\#(name)", "down": true}"#)
+        }
+        let run = try fixture.provision(["--json", "--concurrency", "1", "--max-failures", "1"])
+        #expect(run.status == 1)
+        let counts = JobFixture.lines(run).last?["counts"] as? [String: Int] ?? [:]
+        #expect(counts["failed"] == 2, "\(counts)")
+        #expect((counts["deferred"] ?? 0) > 0, "work after the budget ran out was not started")
+        #expect(JobFixture.lines(run).last?["stopped_by"] as? String == "failure budget")
+    }
+
+    @Test("SIGTERM mid-run leaves a database and audit log that verify; the next run finishes the job")
+    func sigterm() throws {
+        let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 1500}"#)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: fixture.cli.binary)
+        process.arguments = ["provision-app", "--all", "--concurrency", "2", "--job-file", fixture.provisionFile]
+        process.currentDirectoryURL = URL(fileURLWithPath: fixture.directory.path)
+        process.environment = fixture.cli.environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 2)
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 143)
+        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+        let rerun = try fixture.provision()
+        #expect(rerun.status == 0, "\(rerun.output)")
+        #expect(try fixture.sim.instances().values.allSatisfy { $0.canDeliver })
+        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+    }
+
+    @Test("a second run while one holds the database exits 75 at once, naming the holder")
+    func lock() throws {
+        let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 3000}"#)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: fixture.cli.binary)
+        process.arguments = ["provision-app", "--all", "--job-file", fixture.provisionFile]
+        process.currentDirectoryURL = URL(fileURLWithPath: fixture.directory.path)
+        process.environment = fixture.cli.environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 1)
+        let started = Date()
+        let second = try fixture.cli.run(["sync-redirects", "--all"])
+        #expect(second.status == 75)
+        #expect(second.stderr.contains("another run holds this database: provision-app"))
+        #expect(second.stderr.contains("pid \(process.processIdentifier)"))
+        #expect(Date().timeIntervalSince(started) < 10)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test("registrars: a failing exec hook and a CR whose selectors name a missing Secret fail with what to fix")
+    func registrarFailures() throws {
+        let fixture = try JobFixture()
+        var inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
+        let hook = fixture.directory.write("failing-hook.sh", "#!/bin/sh\ncat > /dev/null\necho 'vault is sealed' >&2\nexit 3\n")
+        chmod(hook, 0o755)
+        let execLine = try #require(inventory.split(separator: "\n").first { $0.contains("command:") && $0.contains("wandb-0010") })
+        inventory = inventory.replacingOccurrences(of: String(execLine), with: "      command: [\"\(hook)\"]")
+        let edited = fixture.directory.write("edited.yaml", inventory)
+        #expect(try fixture.cli.run(["inventory", "import", edited]).status == 0)
+        let kube = try String(contentsOfFile: fixture.sim.inventory + ".secrets/wandb-0001-kube-token", encoding: .utf8)
+        var request = URLRequest(url: try #require(URL(string: fixture.sim.baseURL + "/k8s/wandb-0001/apis/apps.wandb.com/v2/namespaces/wandb/weightsandbiases/wandb")))
+        request.httpMethod = "PATCH"
+        request.setValue("Bearer \(kube)", forHTTPHeaderField: "Authorization")
+        request.setValue("application/merge-patch+json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(#"{"spec":{"wandb":{"notifications":{"slack":{"clientSecret":{"name":"gone","key":"SECRET"}}}}}}"#.utf8)
+        let patched = DispatchSemaphore(value: 0)
+        URLSession.shared.dataTask(with: request) { _, _, _ in patched.signal() }.resume()
+        _ = patched.wait(timeout: .now() + 10)
+
+        let run = try fixture.provision(["--json"])
+        #expect(run.status == 1)
+        let results = JobFixture.lines(run).filter { $0["instance"] != nil }
+        let detail = { (name: String) in results.first { $0["instance"] as? String == name }?["detail"] as? String ?? "" }
+        #expect(detail("wandb-0010").contains("the exec registrar exited with status 3: vault is sealed"))
+        #expect(detail("wandb-0001").contains("the Secret wandb/gone that the WeightsAndBiases resource's slack selectors name does not exist"))
+        let configToken = try String(contentsOfFile: fixture.sim.inventory + ".secrets/TSIM0001-config-token", encoding: .utf8)
+        #expect(!run.output.contains(configToken))
+    }
+}
