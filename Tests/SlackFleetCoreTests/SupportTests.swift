@@ -1,5 +1,6 @@
 import Foundation
 import SlackFleetCore
+import SlackFleetTestSupport
 import Testing
 
 @Suite("Text rules")

@@ -169,6 +169,11 @@ extension Inventory {
         public let workspaceID: String
         public let appGroup: String
 
+        public init(workspaceID: String, appGroup: String) {
+            self.workspaceID = workspaceID
+            self.appGroup = appGroup
+        }
+
         public static func < (lhs: AppKey, rhs: AppKey) -> Bool {
             (lhs.workspaceID, lhs.appGroup) < (rhs.workspaceID, rhs.appGroup)
         }

@@ -7,6 +7,12 @@ public struct GroupWork: Sendable {
     public let key: Inventory.AppKey
     public let workspace: Workspace
     public let instances: [Instance]
+
+    public init(key: Inventory.AppKey, workspace: Workspace, instances: [Instance]) {
+        self.key = key
+        self.workspace = workspace
+        self.instances = instances
+    }
 }
 
 /// A job: what it makes true for one app group, reported per instance.
