@@ -225,3 +225,27 @@ struct JobTests {
         #expect(!run.output.contains(configToken))
     }
 }
+
+@Suite("Jobs: time budget", .serialized)
+struct TimeBudgetTests {
+    @Test("--max-duration: no new change starts after it, the run exits 75, and the next run carries on")
+    func maxDuration() throws {
+        // Slack's real Tier 1 pace (one write a minute per workspace), on a simulator whose own quota is not binding.
+        let fixture = try JobFixture(instances: 4, workspaces: 1, groups: 0, timeScale: 1,
+                                     simConfig: #"{"rollout_delay_ms": 100, "tier_quota": {"tier1": 1000}, "tier_burst": {"tier1": 1000}}"#)
+        let slow = try FastJobFile.write("provision-app", scale: 1, in: fixture.directory, settle: 30)
+        let started = Date()
+        let first = try fixture.cli.run(["provision-app", "--all", "--job-file", slow, "--max-duration", "3s", "--json"], timeout: 60)
+        #expect(first.status == 75, "\(first.output)")
+        #expect(Date().timeIntervalSince(started) < 30, "the pace wait ended at the time budget")
+        let counts = JobFixture.lines(first).last?["counts"] as? [String: Int] ?? [:]
+        #expect(counts["changed"] == 1, "one app per minute: one instance done")
+        #expect(counts["deferred"] == 3)
+        #expect(first.stderr.contains("ETA 3 min"))
+        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+        let fast = try FastJobFile.write("provision-app", scale: 1000, in: fixture.directory, settle: 30)
+        let rest = try fixture.cli.run(["provision-app", "--all", "--job-file", fast, "--json"], timeout: 120)
+        #expect(rest.status == 0, "\(rest.output)")
+        #expect((JobFixture.lines(rest).last?["counts"] as? [String: Int])?["ok"] == 1, "the first instance is left as it is")
+    }
+}

@@ -31,14 +31,17 @@ public final class RunControl: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Sleeps `seconds`, or less if a stop is asked for; throws when stopped.
+    /// Sleeps `seconds`, or less if a stop is asked for or the run's time budget ends first;
+    /// throws when stopped.
     public func sleep(_ seconds: TimeInterval) throws {
-        let until = Date().addingTimeInterval(max(0, seconds))
+        var until = Date().addingTimeInterval(max(0, seconds))
+        if let deadline, deadline < until { until = deadline }
         condition.lock()
         defer { condition.unlock() }
         while stopReason == nil, Date() < until {
             _ = condition.wait(until: until)
         }
+        if stopReason == nil, let deadline, Date() >= deadline { stopReason = .timeBudget }
         if let stopReason { throw Interrupted(reason: stopReason) }
     }
 
