@@ -57,8 +57,9 @@ run "Prove that no entry was changed, removed or reordered" \
 # Part 2: a simulated fleet. fleet-sim stands in for Slack, the W&B instances and their
 # Kubernetes APIs, on a free loopback port, and writes the inventory of the fleet it serves.
 step "Start fleet-sim: Slack, 24 W&B instances in 3 workspaces (4 share one app), their Kubernetes APIs" \
-  "fleet-sim serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --inventory-out $dir/sim-fleet.yaml &"
-"$sim" serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --inventory-out "$dir/sim-fleet.yaml" \
+  "fleet-sim serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --time-scale 60 --inventory-out $dir/sim-fleet.yaml &"
+echo "(its clock runs 60 times fast, so Slack's one app write a minute per workspace takes a second; the jobs below pace themselves to match with --pace-scale 60)"
+"$sim" serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --time-scale 60 --inventory-out "$dir/sim-fleet.yaml" \
   > "$dir/sim.url" 2> "$dir/sim.log" &
 sim_pid=$!
 trap 'kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null' EXIT
@@ -71,7 +72,27 @@ run "A second database for the simulated fleet" "$bin" init
 run "Import the inventory fleet-sim wrote (secrets are file: references beside it)" \
   "$bin" inventory import "$dir/sim-fleet.yaml"
 run "The instances registered through an exec hook" "$bin" inventory list --label registrar=exec
-run "One instance of the shared app group" "$bin" inventory show wandb-0001
+
+run "provision-app, dry run: reads the real state, changes nothing, exits 2" \
+  "$bin" provision-app --all --pace-scale 60 --dry-run || [ $? -eq 2 ]
+run "provision-app: create each app group's Slack app, register it with every instance (Kubernetes operator v2 and v1, exec hook)" \
+  "$bin" provision-app --all --pace-scale 60 --metrics-file "$dir/provision.prom"
+run "Run it again: nothing to do, no write call" "$bin" provision-app --all --pace-scale 60
+run "One instance of the shared app group, with its Slack app" "$bin" inventory show wandb-0001
+
+step "A DNS change: wandb-0002 gets a second name in the inventory" "edit sim-fleet.yaml; slackfleet inventory import"
+sed 's|host_urls: \["https://wandb-0002.wandb.fleet-sim.test"\]|host_urls: ["https://wandb-0002.wandb.fleet-sim.test", "https://ml.fleet-sim.test"]|' \
+  "$dir/sim-fleet.yaml" > "$dir/sim-fleet-dns.yaml"
+"$bin" inventory import "$dir/sim-fleet-dns.yaml"
+run "sync-redirects, dry run: the diff per app, exit 2" \
+  "$bin" sync-redirects --all --pace-scale 60 --dry-run || [ $? -eq 2 ]
+run "sync-redirects: update only the redirect URLs and IP allow-list, keep the rest of the manifest" \
+  "$bin" sync-redirects --all --pace-scale 60
+run "Converged: a dry run finds nothing (exit 0) and costs only exports" "$bin" sync-redirects --all --pace-scale 60 --dry-run
+run "The manifest kept before the update (slackfleet apps restore N puts it back)" "$bin" apps snapshots wandb-0002
+run "The metrics file for node_exporter" cat "$dir/provision.prom"
+run "The audit trail of the jobs, and its proof" "$bin" audit list --limit 12
+run "Verify the simulated fleet's audit log" "$bin" audit verify
 
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
 trap - EXIT

@@ -28,6 +28,8 @@ struct JobOptions: ParsableArguments {
     var maxDuration: String?
     @Option(name: .customLong("job-file"), help: ArgumentHelp("Job settings other than the defaults in jobs/<job>.json.", valueName: "path"))
     var jobFile: String?
+    @Option(name: .customLong("pace-scale"), help: ArgumentHelp("Multiply the job's Slack pace: only for a fleet-sim running with --time-scale N.", valueName: "N"))
+    var paceScale: Double?
     @Flag(help: "JSON lines on stdout: one per instance, then a summary.")
     var json = false
     @Option(name: .customLong("metrics-file"), help: ArgumentHelp("Write a Prometheus textfile here (atomically, mode 0600).", valueName: "path"))
@@ -38,6 +40,7 @@ struct JobOptions: ParsableArguments {
         if let maxDuration, JobOptions.seconds(maxDuration) == nil { throw ValidationError("--max-duration \(maxDuration): write it like 90s, 30m or 2h") }
         _ = try parseLabels(labels)
         if let maxFailures { _ = try FailureBudget(parsing: maxFailures) }
+        if let paceScale, paceScale <= 0 { throw ValidationError("--pace-scale must be more than 0") }
     }
 
     static func seconds(_ text: String) -> TimeInterval? {
@@ -48,6 +51,9 @@ struct JobOptions: ParsableArguments {
 
     func runOptions(job: String) throws -> RunOptions {
         var options = RunOptions(settings: try JobSettings.load(job: job, file: jobFile))
+        if let paceScale {
+            options.settings.slackQuotas.perMinute = options.settings.slackQuotas.perMinute.mapValues { $0 * paceScale }
+        }
         options.selection.instances = instances
         options.selection.labels = try parseLabels(labels)
         options.selection.all = all
