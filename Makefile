@@ -22,7 +22,7 @@ bench:
 	$(SWIFT) build -c release --product slackfleet-bench
 	$(SWIFT) build -c release --product fleet-sim
 	$(SWIFT) build -c release --product fleet-sim-bench
-	./.build/release/slackfleet-bench --cli ./.build/release/slackfleet
+	./.build/release/slackfleet-bench --cli ./.build/release/slackfleet --fleet-sim ./.build/release/fleet-sim
 	./.build/release/fleet-sim-bench --fleet-sim ./.build/release/fleet-sim
 
 install:

@@ -3,6 +3,9 @@
 // The command-line figures time the real `slackfleet` binary as a user runs it, process
 // start included; the concurrent-append figure drives the library from 64 Dispatch workers.
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import SlackFleetCore
 
 struct Measurement {
@@ -174,13 +177,17 @@ if failures.value > 0 || appended != 10_000 {
     exit(1)
 }
 
+// 4. The jobs against fleet-sim (with --fleet-sim PATH).
+if let simBinary = argument("--fleet-sim") {
+    results += try jobBenchmarks(simBinary: simBinary)
+}
+
 let width = results.map(\.name.count).max() ?? 0
 print("benchmark".padding(toLength: width, withPad: " ", startingAt: 0) + "    seconds   target  result")
 for result in results {
     print(result.name.padding(toLength: width, withPad: " ", startingAt: 0)
           + String(format: "  %9.3f  %7.2f  %@", result.seconds, result.target, result.ok ? "ok" : "SLOW"))
 }
-exit(results.allSatisfy(\.ok) ? 0 : 1)
 
 final class ManagedAtomicCounter: @unchecked Sendable {
     private let lock = NSLock()
@@ -188,3 +195,165 @@ final class ManagedAtomicCounter: @unchecked Sendable {
     func increment() { lock.lock(); count += 1; lock.unlock() }
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
+
+/// Starts fleet-sim with `arguments`, returns its process and base URL.
+func startSim(_ binary: String, _ arguments: [String], inventory: String) throws -> (Process, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = ["serve"] + arguments + ["--inventory-out", inventory]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    var line = Data()
+    while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line.append(byte) }
+    return (process, String(decoding: line, as: UTF8.self))
+}
+
+/// A control API call to the simulator.
+func control(_ base: String, _ path: String, _ body: String) throws {
+    guard let url = URL(string: base + "/_sim/" + path) else { return }
+    var request = URLRequest(url: url)
+    request.httpMethod = "POST"
+    request.httpBody = Data(body.utf8)
+    let done = DispatchSemaphore(value: 0)
+    URLSession.shared.dataTask(with: request) { _, _, _ in done.signal() }.resume()
+    _ = done.wait(timeout: .now() + 10)
+}
+
+/// Runs the CLI, returns (wall seconds, stdout, children's CPU seconds used by it, children's peak RSS in KB so far).
+func measureCLI(_ arguments: [String], in directory: String) throws -> (seconds: Double, stdout: String, cpu: Double, peakKB: Int) {
+    var before = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &before)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: cli)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: directory)
+    process.environment = ["PATH": "/usr/bin:/bin", "HOME": directory]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    let start = DispatchTime.now()
+    try process.run()
+    // The process's own peak resident set (VmHWM), sampled until it exits.
+    let peak = PeakSampler(pid: process.processIdentifier)
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let peakKB = peak.stop()
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    var after = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &after)
+    func cpu(_ usage: rusage) -> Double {
+        Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+    return (seconds, String(decoding: data, as: UTF8.self), cpu(after) - cpu(before), peakKB)
+}
+
+final class PeakSampler: @unchecked Sendable {
+    private let lock = NSLock()
+    private var peak = 0
+    private var running = true
+
+    init(pid: Int32) {
+        Thread {
+            while true {
+                self.lock.lock()
+                let go = self.running
+                self.lock.unlock()
+                guard go else { return }
+                let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+                for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+                    let value = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+                    self.lock.lock()
+                    self.peak = max(self.peak, value)
+                    self.lock.unlock()
+                }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }.start()
+    }
+
+    func stop() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        running = false
+        return peak
+    }
+}
+
+func summary(_ stdout: String) -> [String: Any] {
+    guard let last = stdout.split(separator: "\n").last, let data = last.data(using: .utf8),
+          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+    return object
+}
+
+func jobBenchmarks(simBinary: String) throws -> [Measurement] {
+    var measurements: [Measurement] = []
+    let work = directory + "/jobs"
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    // Slack's pace lifted: these runs measure the engine against the latency bound.
+    let unbound = work + "/unbound.json"
+    try #"{"concurrency": 64, "group_timeout_seconds": 900, "settle_timeout_seconds": 120, "max_failures": "10%", "retry": {"max_attempts": 5, "base_delay_seconds": 0.5, "max_delay_seconds": 30, "max_retry_after_seconds": 300}, "slack_quotas": {"per_minute": {"tier1": 1e9, "tier2": 1e9, "tier3": 1e9, "tier4": 1e9, "special": 1e9}, "burst": {"tier1": 1e9, "tier2": 1e9, "tier3": 1e9, "tier4": 1e9, "special": 1e9}}, "manifest": {"display_information": {"name": "W&B alerts {app_group}"}, "oauth_config": {"scopes": {"bot": ["incoming-webhook"]}}}}"#
+        .write(toFile: unbound, atomically: true, encoding: .utf8)
+    // Every instance on the operator-v2 registrar: the latency bound counts HTTP calls, and an exec
+    // hook's own start-up is not one (a mixed fleet is measured after).
+    let (sim, base) = try startSim(simBinary, ["--instances", "1000", "--workspaces", "10", "--latency", "20ms", "--registrars", "operator-v2"], inventory: work + "/sim.yaml")
+    defer { sim.terminate(); sim.waitUntilExit() }
+    try control(base, "config", #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
+    _ = try measureCLI(["init"], in: work)
+    _ = try measureCLI(["inventory", "import", work + "/sim.yaml"], in: work)
+    let provision = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: work)
+    let provisioned = summary(provision.stdout)
+    let calls = (provisioned["calls"] as? [String: Int])?.values.reduce(0, +) ?? 0
+    let changed = (provisioned["counts"] as? [String: Int])?["changed"] ?? 0
+    let perInstance = Double(calls) / 1000
+    let bound = perInstance * 0.020 * 1000 / 64
+    print(String(format: "provision-app: %d changed, %d calls (%.1f serial calls per instance), latency bound %.2f s, CPU %.1f ms per instance, peak RSS %.1f MB",
+                 changed, calls, perInstance, bound, provision.cpu * 1000 / 1000, Double(provision.peakKB) / 1024))
+    measurements.append(Measurement(name: "provision-app, 1000 instances, 20 ms, concurrency 64", seconds: provision.seconds, target: bound * 1.25))
+    measurements.append(Measurement(name: "provision-app peak resident memory (MB, target 100)", seconds: Double(provision.peakKB) / 1024, target: 100))
+    if changed != 1000 { print("error: provision-app changed \(changed) of 1000 instances") }
+
+    let sync = try measureCLI(["sync-redirects", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: work)
+    let synced = summary(sync.stdout)
+    let syncCalls = synced["calls"] as? [String: Int] ?? [:]
+    let syncBound = Double(syncCalls.values.reduce(0, +)) / 1000 * 0.020 * 1000 / 64
+    print("sync-redirects on the converged fleet: calls \(syncCalls), latency bound \(String(format: "%.2f", syncBound)) s")
+    measurements.append(Measurement(name: "sync-redirects, converged 1000 (export only)", seconds: syncCalls.keys.sorted() == ["slack:apps.manifest.export"] ? sync.seconds : 999,
+                                    target: syncBound * 1.25))
+
+    // The same on a mixed fleet (10% exec hooks, each a process start-up of fleet-sim register): reported, no target.
+    let mixed = work + "/mixed"
+    try FileManager.default.createDirectory(atPath: mixed, withIntermediateDirectories: true)
+    let (mixedSim, mixedBase) = try startSim(simBinary, ["--instances", "1000", "--workspaces", "10", "--latency", "20ms"], inventory: mixed + "/sim.yaml")
+    defer { mixedSim.terminate(); mixedSim.waitUntilExit() }
+    try control(mixedBase, "config", #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
+    _ = try measureCLI(["init"], in: mixed)
+    _ = try measureCLI(["inventory", "import", mixed + "/sim.yaml"], in: mixed)
+    let mixedRun = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: mixed)
+    print(String(format: "provision-app on a mixed fleet (800 operator-v2, 100 operator-v1, 100 exec hooks): %.2f s, %d changed, CPU %.1f ms per instance (hooks excluded), peak RSS %.1f MB",
+                 mixedRun.seconds, (summary(mixedRun.stdout)["counts"] as? [String: Int])?["changed"] ?? 0, mixedRun.cpu, Double(mixedRun.peakKB) / 1024))
+
+    // Tier 1 pace: 200 apps in one workspace, Slack's quota (1 a minute, a burst of 2) on a clock 600 times fast.
+    let paced = work + "/paced"
+    try FileManager.default.createDirectory(atPath: paced, withIntermediateDirectories: true)
+    let (tierSim, tierBase) = try startSim(simBinary, ["--instances", "200", "--workspaces", "1", "--time-scale", "600"], inventory: paced + "/sim.yaml")
+    defer { tierSim.terminate(); tierSim.waitUntilExit() }
+    try control(tierBase, "config", #"{"rollout_delay_ms": 0}"#)
+    _ = try measureCLI(["init"], in: paced)
+    _ = try measureCLI(["inventory", "import", paced + "/sim.yaml"], in: paced)
+    let tier1 = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--pace-scale", "600", "--json"], in: paced)
+    let tierSummary = summary(tier1.stdout)
+    let creates = (tierSummary["calls"] as? [String: Int])?["slack:apps.manifest.create"] ?? 0
+    let limited = (tierSummary["rate_limited"] as? [String: Int])?.values.reduce(0, +) ?? 0
+    let allowed = 2 + tier1.seconds * 600 / 60   // the burst, then one a simulated minute
+    let usage = Double(creates) / allowed
+    let simulatedMinutes = tier1.seconds * 600 / 60
+    print(String(format: "Tier 1 pace: %d creates in %.1f s (%.0f simulated minutes): %.0f%% of the allowed write rate, %d 429s (%.2f per simulated minute)",
+                 creates, tier1.seconds, simulatedMinutes, usage * 100, limited, Double(limited) / max(simulatedMinutes, 1)))
+    measurements.append(Measurement(name: "Tier 1: share of allowed rate unused (target <= 0.10)", seconds: max(0, 1 - usage), target: 0.10))
+    measurements.append(Measurement(name: "Tier 1: 429s per simulated minute (target <= 1)", seconds: Double(limited) / max(simulatedMinutes, 1), target: 1))
+    return measurements
+}
+
+exit(results.allSatisfy(\.ok) ? 0 : 1)

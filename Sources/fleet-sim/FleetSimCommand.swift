@@ -25,12 +25,17 @@ struct FleetSimCommand: ParsableCommand {
         @Option(help: "Latency added to every answer, such as 20ms.") var latency = "0ms"
         @Option(help: "Random variation of the latency, such as 5ms.") var jitter = "0ms"
         @Option(help: "Seed of every random choice (identifiers, faults).") var seed: UInt64 = 1
+        @Option(help: "How instances take credentials: mixed (80% operator-v2, 10% operator-v1, 10% exec), operator-v2, operator-v1 or exec.")
+        var registrars = "mixed"
         @Option(name: .customLong("time-scale"), help: "Simulated seconds per real second (rate limits, token expiry).") var timeScale = 1.0
         @Option(name: .customLong("inventory-out"), help: "Write a SlackFleet inventory for this fleet here (secrets beside it).") var inventoryOut: String?
 
         func validate() throws {
             guard instances >= 0, workspaces >= 1, appGroups >= 0, groupSize >= 1 else {
                 throw ValidationError("--instances and --app-groups must be at least 0, --workspaces and --group-size at least 1")
+            }
+            guard ["mixed", "operator-v2", "operator-v1", "exec"].contains(registrars) else {
+                throw ValidationError("--registrars takes mixed, operator-v2, operator-v1 or exec")
             }
             guard Self.milliseconds(latency) != nil, Self.milliseconds(jitter) != nil else {
                 throw ValidationError("--latency and --jitter take a duration such as 20ms or 0.5s")
@@ -46,7 +51,9 @@ struct FleetSimCommand: ParsableCommand {
         func run() throws {
             let simulator = try Simulator(seed: seed)
             simulator.configure { $0.timeScale = timeScale }
-            let fleet = simulator.buildFleet(FleetSpec(instances: instances, workspaces: workspaces, sharedGroups: appGroups, groupSize: groupSize))
+            var spec = FleetSpec(instances: instances, workspaces: workspaces, sharedGroups: appGroups, groupSize: groupSize)
+            spec.registrars = registrars
+            let fleet = simulator.buildFleet(spec)
             if let latencyMS = Self.milliseconds(latency), let jitterMS = Self.milliseconds(jitter), latencyMS > 0 || jitterMS > 0 {
                 simulator.setFaults(target: "all") { $0.latency = latencyMS / 1000; $0.jitter = jitterMS / 1000 }
             }

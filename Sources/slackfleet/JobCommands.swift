@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SlackFleetCore
 
 #if canImport(Glibc)
@@ -30,6 +31,8 @@ struct JobOptions: ParsableArguments {
     var jobFile: String?
     @Option(name: .customLong("pace-scale"), help: ArgumentHelp("Multiply the job's Slack pace: only for a fleet-sim running with --time-scale N.", valueName: "N"))
     var paceScale: Double?
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("Log to stderr at this level: debug shows every request (method, host, path; never headers or bodies). Default: $SLACKFLEET_LOG_LEVEL, else warning.", valueName: "level"))
+    var logLevel: String?
     @Flag(help: "JSON lines on stdout: one per instance, then a summary.")
     var json = false
     @Option(name: .customLong("metrics-file"), help: ArgumentHelp("Write a Prometheus textfile here (atomically, mode 0600).", valueName: "path"))
@@ -41,6 +44,9 @@ struct JobOptions: ParsableArguments {
         _ = try parseLabels(labels)
         if let maxFailures { _ = try FailureBudget(parsing: maxFailures) }
         if let paceScale, paceScale <= 0 { throw ValidationError("--pace-scale must be more than 0") }
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level \(logLevel): use trace, debug, info, notice, warning, error or critical")
+        }
     }
 
     static func seconds(_ text: String) -> TimeInterval? {
@@ -75,7 +81,10 @@ enum JobCommand {
             let control = RunControl(maxDuration: runOptions.maxDuration)
             let signals = SignalTrap(control: control)
             defer { signals.cancel() }
-            let runner = Runner(store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit, control: control)
+            var logger = Logger(label: "slackfleet", factory: { label in StreamLogHandler.standardError(label: label) })
+            logger.logLevel = (options.logLevel ?? ProcessInfo.processInfo.environment["SLACKFLEET_LOG_LEVEL"]).flatMap(Logger.Level.init(rawValue:)) ?? .warning
+            logger[metadataKey: "run-id"] = "\(audit.context.runID)"
+            let runner = Runner(store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit, control: control, logger: logger)
             let progress = ProgressLine(enabled: !options.json && isatty(STDERR_FILENO) == 1)
             runner.onProgress = { done, total, results in progress.update(done: done, total: total, results: results) }
             let report = try runner.run(job, options: runOptions) { Console.note($0) }

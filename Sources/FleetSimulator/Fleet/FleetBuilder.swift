@@ -7,6 +7,8 @@ public struct FleetSpec: Sendable {
     /// Groups of instances that share one Slack app (in one workspace); the rest have their own.
     public var sharedGroups: Int
     public var groupSize: Int
+    /// `mixed` (80% operator-v2, 10% operator-v1, 10% exec), or one kind for every instance.
+    public var registrars = "mixed"
 
     public init(instances: Int, workspaces: Int, sharedGroups: Int = 0, groupSize: Int = 5) {
         self.instances = instances
@@ -77,7 +79,8 @@ extension Simulator {
                 let name = String(format: "wandb-%04d", index + 1)
                 let group = index < shared ? index / spec.groupSize : nil
                 let workspace = issued.workspaces[(group ?? index) % issued.workspaces.count]
-                let kind: SimRegistrarKind = index % 10 == 8 ? .operatorV1 : index % 10 == 9 ? .exec : .operatorV2
+                let kind: SimRegistrarKind = SimRegistrarKind(rawValue: spec.registrars)
+                    ?? (index % 10 == 8 ? .operatorV1 : index % 10 == 9 ? .exec : .operatorV2)
                 let host = "https://\(name).wandb.fleet-sim.test"
                 var instance = SimInstance(name: name, teamID: workspace.id, hostURL: host, adminKey: world.hex(20), userKey: world.hex(20),
                                            registrar: kind, kubeToken: world.hex(24))

@@ -71,7 +71,7 @@ public struct ProvisionApp: FleetJob {
         return group.instances.map { instance in
             do {
                 let wandb = try context.wandb(instance)
-                let changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb))
+                let changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: created)
                 let what = context.executor.dryRun ? "would register" : "registered"
                 return InstanceResult(instance: instance.name, appGroup: group.key.appGroup, workspace: workspace.id,
                                       outcome: changed || created ? .changed : .ok,

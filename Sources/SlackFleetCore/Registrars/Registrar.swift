@@ -33,10 +33,12 @@ public enum Registration {
     /// Makes `context.instance` run with `credentials`: writes them where its kind keeps them
     /// (every write through the executor), then waits until `serverInfo.slackClientID` shows
     /// the new client ID. Returns false when nothing had to change.
+    /// `fresh`: the app was created in this run, so no instance can be running it yet and the
+    /// first read is skipped.
     @discardableResult
-    public static func register(_ credentials: SlackCredentials, context: RegistrationContext) throws -> Bool {
+    public static func register(_ credentials: SlackCredentials, context: RegistrationContext, fresh: Bool = false) throws -> Bool {
         let instance = context.instance
-        if try context.wandb.serverInfo().slackClientID == credentials.clientID {
+        if !fresh, try context.wandb.serverInfo().slackClientID == credentials.clientID {
             return false
         }
         switch instance.registrar {
@@ -94,11 +96,6 @@ struct OperatorV2Registrar {
         patches[secretSecret, default: [:]][secretKey] = .string(Registration.base64(credentials.clientSecret.revealed))
         for (secretName, data) in patches.sorted(by: { $0.key < $1.key }) {
             let path = KubernetesClient.secretPath(target.namespace, secretName)
-            do {
-                _ = try client.get(path)
-            } catch let error as ServiceError where error.status == 404 {
-                throw FleetError.failed("instance \(name): the Secret \(target.namespace)/\(secretName) that the WeightsAndBiases resource's slack selectors name does not exist: create it, or point the selectors at one that does")
-            }
             let fingerprinted = data.mapValues { _ in JSON.string("(set)") }
             try context.executor.perform(ChangeExecutor.Change(
                 target: "k8s:secret/\(target.namespace)/\(secretName)", action: "update",
@@ -106,7 +103,11 @@ struct OperatorV2Registrar {
                 detail: ["keys": .object(fingerprinted), "client_id": .string(credentials.clientID),
                          "client_secret": .string(context.executor.audit.fingerprint(of: credentials.clientSecret))]),
                 instance: name) {
-                try client.mergePatch(path, ["data": .object(data)])
+                do {
+                    try client.mergePatch(path, ["data": .object(data)])
+                } catch let error as ServiceError where error.status == 404 {
+                    throw FleetError.failed("instance \(name): the Secret \(target.namespace)/\(secretName) that the WeightsAndBiases resource's slack selectors name does not exist: create it, or point the selectors at one that does")
+                }
             }
         }
         let deployment = target.deployment ?? "wandb-api"

@@ -6,7 +6,7 @@ import GRDB
 /// from every earlier version, with data in place.
 public enum Schema {
     /// The identifiers of every migration, in order.
-    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs"] }
+    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs", "v4-audit-change-index"] }
 
     /// The migrator that brings any earlier database to the current schema.
     public static var migrator: DatabaseMigrator {
@@ -130,6 +130,14 @@ public enum Schema {
                     reason TEXT NOT NULL,
                     manifest TEXT NOT NULL
                 );
+                """)
+        }
+        migrator.registerMigration("v4-audit-change-index") { db in
+            // Finding intents without an outcome (crash recovery, at the start of every run)
+            // looks outcomes up by change id: index it, or the lookup grows with the log squared.
+            try db.execute(sql: """
+                CREATE INDEX audit_entry_change ON audit_entry(json_extract(detail, '$.change_id'), phase);
+                CREATE INDEX audit_entry_phase ON audit_entry(phase);
                 """)
         }
         return migrator
