@@ -232,6 +232,20 @@ struct AuditTests {
         #expect(transactions < entries.count, "entries were committed in shared transactions (\(transactions) commits for \(entries.count) entries)")
     }
 
+    @Test("a queued entry is committed in order by the next durable one, and flush commits the rest")
+    func deferredEntries() throws {
+        let fixture = try FleetFixture()
+        fixture.audit.recordDeferred(AuditDraft(target: "t:a", action: "applied-a", phase: .applied))
+        #expect(try fixture.auditCount() == 0, "not written yet")
+        try fixture.audit.record(AuditDraft(target: "t:b", action: "intent-b", phase: .intent))
+        #expect(try AuditLog.entries(fixture.store).map(\.action) == ["applied-a", "intent-b"])
+        fixture.audit.recordDeferred(AuditDraft(target: "t:c", action: "applied-c", phase: .applied))
+        try fixture.audit.flush()
+        try fixture.audit.flush()
+        #expect(try AuditLog.entries(fixture.store).map(\.action) == ["applied-a", "intent-b", "applied-c"])
+        #expect(try AuditLog.verify(fixture.store, keyring: fixture.keyring).count == 3)
+    }
+
     @Test("details are canonical JSON and a secret appears only as its fingerprint")
     func fingerprints() throws {
         let fixture = try FleetFixture()

@@ -15,6 +15,7 @@ public final class JSONSchema: @unchecked Sendable {
     public let root: JSONValue
     private let lock = NSLock()
     private var patterns: [String: NSRegularExpression] = [:]
+    private var references: [String: JSONValue] = [:]
 
     public init(_ root: JSONValue) {
         self.root = root
@@ -190,6 +191,20 @@ public final class JSONSchema: @unchecked Sendable {
     }
 
     private func resolve(_ reference: String) -> JSONValue? {
+        lock.lock()
+        let cached = references[reference]
+        lock.unlock()
+        if let cached { return cached }
+        let resolved = walk(reference)
+        if let resolved {
+            lock.lock()
+            references[reference] = resolved
+            lock.unlock()
+        }
+        return resolved
+    }
+
+    private func walk(_ reference: String) -> JSONValue? {
         guard reference.hasPrefix("#") else { return nil }
         var node = root
         for token in reference.dropFirst().split(separator: "/", omittingEmptySubsequences: true) {

@@ -22,6 +22,10 @@ public final class AuditLog: @unchecked Sendable {
     private var results: [Int: Result<AuditEntry, any Error>] = [:]
     private var nextTicket = 0
     private var committing = false
+    /// Queued entries nobody waits for; their results are dropped once committed.
+    private var deferredTickets: Set<Int> = []
+    /// A queued entry that failed to commit: reported by the next flush.
+    private var deferredFailure: (any Error)?
     /// Writers inside `record` now, and a decaying high-water mark of it: how many a leader
     /// can expect to join a batch.
     private var writersInside = 0
@@ -68,10 +72,18 @@ public final class AuditLog: @unchecked Sendable {
     /// Appends one entry and returns once it is durable, sharing the commit with concurrent callers.
     @discardableResult
     public func record(_ draft: AuditDraft) throws -> AuditEntry {
+        guard let entry = try record(Optional(draft)) else {
+            throw FleetError.failed("the audit entry was not written")
+        }
+        return entry
+    }
+
+    /// Commits `draft` (if any) with everything queued before it; nil only for a bare flush.
+    private func record(_ draft: AuditDraft?) throws -> AuditEntry? {
         condition.lock()
         let ticket = nextTicket
         nextTicket += 1
-        waiting.append((ticket, draft))
+        if let draft { waiting.append((ticket, draft)) }
         writersInside += 1
         recentWriters = max(recentWriters, writersInside)
         while true {
@@ -79,6 +91,12 @@ public final class AuditLog: @unchecked Sendable {
                 writersInside -= 1
                 condition.unlock()
                 return try result.get()
+            }
+            if draft == nil, !committing, waiting.isEmpty {
+                // A flush with nothing left to commit.
+                writersInside -= 1
+                condition.unlock()
+                return nil
             }
             if committing {
                 condition.wait()
@@ -89,11 +107,16 @@ public final class AuditLog: @unchecked Sendable {
             // so one fsync carries many entries. A lone writer never waits.
             committing = true
             if recentWriters > 1 {
+                // Gather only while writers keep arriving: when they are busy elsewhere (a job's
+                // lanes wait on HTTP), commit at once instead of waiting for nobody.
                 let deadline = DispatchTime.now() + .microseconds(1500)
+                var seen = waiting.count
                 while waiting.count < recentWriters * 3 / 4, DispatchTime.now() < deadline {
                     condition.unlock()
                     usleep(100)
                     condition.lock()
+                    if waiting.count == seen { break }
+                    seen = waiting.count
                 }
             }
             while !waiting.isEmpty {
@@ -104,12 +127,39 @@ public final class AuditLog: @unchecked Sendable {
                 let outcome = Result { try store.write("writing \(batch.count) audit entries") { db in try append(batch.map(\.draft), in: db) } }
                 condition.lock()
                 for (index, item) in batch.enumerated() {
-                    results[item.ticket] = outcome.map { $0[index] }
+                    if deferredTickets.remove(item.ticket) != nil {
+                        if case .failure(let error) = outcome { deferredFailure = error }
+                    } else {
+                        results[item.ticket] = outcome.map { $0[index] }
+                    }
                 }
                 condition.broadcast()
             }
             committing = false
         }
+    }
+
+    /// Queues an entry without waiting for it to be durable: the next `record` (by any caller)
+    /// or `flush` commits it, in order. For outcomes: the intent before the call must be
+    /// durable, the outcome after it may ride along with the next commit; if the process dies
+    /// first, the intent is found without an outcome and recovered by the next run.
+    public func recordDeferred(_ draft: AuditDraft) {
+        condition.lock()
+        let ticket = nextTicket
+        nextTicket += 1
+        waiting.append((ticket, draft))
+        deferredTickets.insert(ticket)
+        condition.unlock()
+    }
+
+    /// Commits every queued entry; call before the process ends.
+    public func flush() throws {
+        _ = try record(nil)
+        condition.lock()
+        let failure = deferredFailure
+        deferredFailure = nil
+        condition.unlock()
+        if let failure { throw failure }
     }
 
     /// Re-signs the head under another keyring, inside the caller's transaction (for rekey).

@@ -53,14 +53,16 @@ public final class ChangeExecutor: @unchecked Sendable {
         let changeID = UUID().uuidString.lowercased()
         detail["change_id"] = .string(changeID)
         try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .intent, detail: detail))
+        // The outcome rides along with the next commit (see AuditLog.recordDeferred); the run
+        // flushes the log before it ends.
         do {
             let result = try body()
-            try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .applied,
-                                        detail: ["change_id": .string(changeID)]))
+            audit.recordDeferred(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .applied,
+                                            detail: ["change_id": .string(changeID)]))
             return result
         } catch {
-            try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .failed,
-                                        detail: ["change_id": .string(changeID), "error": .string(ChangeExecutor.describe(error))]))
+            audit.recordDeferred(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .failed,
+                                            detail: ["change_id": .string(changeID), "error": .string(ChangeExecutor.describe(error))]))
             throw error
         }
     }

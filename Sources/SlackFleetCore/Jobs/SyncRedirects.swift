@@ -133,6 +133,7 @@ public enum SnapshotRestore {
                                                            detail: ["snapshot": .int(Int(id))]), instance: nil) {
             try slack.update(appID: appID, manifest: snapshot.manifest, token: token)
         }
+        try context.executor.audit.flush()
         return appID
     }
 }

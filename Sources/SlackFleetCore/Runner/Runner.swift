@@ -148,6 +148,7 @@ public final class Runner: @unchecked Sendable {
             }
         }
         group.wait()
+        try audit.flush()
         report.stop = control.stop
         let finished = shared.results
         for (index, item) in work.enumerated() {
