@@ -249,3 +249,23 @@ struct TimeBudgetTests {
         #expect((JobFixture.lines(rest).last?["counts"] as? [String: Int])?["ok"] == 1, "the first instance is left as it is")
     }
 }
+
+@Suite("Jobs: group timeout", .serialized)
+struct GroupTimeoutTests {
+    @Test("a group whose work outlasts group_timeout_seconds fails with that reason; the others are not held up")
+    func groupTimeout() throws {
+        let fixture = try JobFixture(instances: 4, workspaces: 1, groups: 0, simConfig: #"{"rollout_delay_ms": 100}"#)
+        try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0001", "slow_rollout_ms": 20000}"#)
+        let short = try FastJobFile.write("provision-app", scale: 600, in: fixture.directory, settle: 60, groupTimeout: 2)
+        let started = Date()
+        let run = try fixture.cli.run(["provision-app", "--all", "--job-file", short, "--max-failures", "3", "--json"], timeout: 60)
+        #expect(run.status == 1)
+        #expect(Date().timeIntervalSince(started) < 15, "the slow group gave up at its timeout, not at the 60 s settle timeout")
+        let results = JobFixture.lines(run).filter { $0["instance"] != nil }
+        let slow = results.first { $0["instance"] as? String == "wandb-0001" }
+        #expect(slow?["result"] as? String == "failed")
+        let detail = (slow?["detail"] as? String) ?? ""
+        #expect(detail.contains("group_timeout_seconds"))
+        #expect(results.filter { $0["result"] as? String == "changed" }.count == 3)
+    }
+}

@@ -89,7 +89,7 @@ public final class FleetSimProcess: @unchecked Sendable {
 /// A job file with Slack's pace scaled up, for a simulator running at `--time-scale`.
 public enum FastJobFile {
     public static func write(_ job: String, scale: Double, in directory: TemporaryDirectory, settle: Double = 30,
-                             maxRetryAfter: Double = 300, maxAttempts: Int = 5) throws -> String {
+                             maxRetryAfter: Double = 300, maxAttempts: Int = 5, groupTimeout: Double = 900) throws -> String {
         let data = try Data(contentsOf: URL(fileURLWithPath: PackagePaths.root + "/jobs/\(job).json"))
         guard var settings = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               var quotas = settings["slack_quotas"] as? [String: Any], let perMinute = quotas["per_minute"] as? [String: Double] else {
@@ -98,8 +98,9 @@ public enum FastJobFile {
         quotas["per_minute"] = perMinute.mapValues { $0 * scale }
         settings["slack_quotas"] = quotas
         settings["settle_timeout_seconds"] = settle
+        settings["group_timeout_seconds"] = groupTimeout
         settings["retry"] = ["max_attempts": maxAttempts, "base_delay_seconds": 0.05, "max_delay_seconds": 0.5, "max_retry_after_seconds": maxRetryAfter]
-        let path = directory.file("\(job)-fast.json")
+        let path = directory.file("\(job)-\(Int(scale))-\(Int(groupTimeout)).json")
         try JSONSerialization.data(withJSONObject: settings).write(to: URL(fileURLWithPath: path))
         return path
     }

@@ -41,7 +41,8 @@ public struct KubernetesClient: Sendable {
         while base.hasSuffix("/") { base.removeLast() }
         var headers = [("Authorization", "Bearer \(token.revealed)"), ("Accept", "application/json")]
         if body != nil { headers.append(("Content-Type", "application/merge-patch+json")) }
-        let spec = HTTPRequestSpec(method: method, url: base + path, headers: headers, body: body?.data, allowInsecureHTTP: allowInsecureHTTP)
+        var spec = HTTPRequestSpec(method: method, url: base + path, headers: headers, body: body?.data, allowInsecureHTTP: allowInsecureHTTP)
+        if let left = control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
         return try retry.run(control, onRetry: { _, _ in metrics.retried() }) {
             metrics.called("k8s:\(method)")
             let reply = try transport.send(spec)

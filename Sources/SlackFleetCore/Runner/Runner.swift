@@ -31,9 +31,23 @@ public struct JobContext: Sendable {
     public let transport: HTTPTransport
     public let pacer: SlackPacer
     public let retry: RetryPolicy
-    public let control: RunControl
+    /// The group's control (its deadline and the run's stop) while a group is worked on.
+    public var control: RunControl
     public let metrics: CallMetrics
     public let settings: JobSettings
+
+    public init(store: FleetStore, vault: SecretVault, executor: ChangeExecutor, transport: HTTPTransport, pacer: SlackPacer,
+                retry: RetryPolicy, control: RunControl, metrics: CallMetrics, settings: JobSettings) {
+        self.store = store
+        self.vault = vault
+        self.executor = executor
+        self.transport = transport
+        self.pacer = pacer
+        self.retry = retry
+        self.control = control
+        self.metrics = metrics
+        self.settings = settings
+    }
 
     public func slack(_ workspace: Workspace) -> SlackClient {
         SlackClient(workspace: workspace, transport: transport, pacer: pacer, retry: retry, control: control, metrics: metrics)
@@ -61,7 +75,11 @@ public struct JobContext: Sendable {
 
     static func outcome(of error: any Error) -> InstanceResult.Outcome {
         guard let stopped = error as? RunControl.Interrupted else { return .failed }
-        return stopped.reason == .interrupted || stopped.reason == .terminated ? .interrupted : .deferred
+        switch stopped.reason {
+        case .interrupted, .terminated: return .interrupted
+        case .groupTimeout: return .failed
+        case .failureBudget, .timeBudget: return .deferred
+        }
     }
 }
 
@@ -138,7 +156,9 @@ public final class Runner: @unchecked Sendable {
             DispatchQueue(label: "slackfleet.lane.\(lane)").async(group: group) { [self] in
                 while control.stop == nil, let index = shared.next(limit: work.count) {
                     let started = DispatchTime.now()
-                    var results = job.run(work[index], context: context)
+                    var groupContext = context
+                    groupContext.control = RunControl(group: options.settings.groupTimeoutSeconds, of: control)
+                    var results = job.run(work[index], context: groupContext)
                     let elapsed = Int((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000)
                     for position in results.indices where results[position].durationMS == 0 { results[position].durationMS = elapsed }
                     let (done, failures, all) = shared.finish(index, results)

@@ -63,8 +63,9 @@ public struct SlackClient: Sendable {
             .map { "\(SlackClient.formEncode($0.key))=\(SlackClient.formEncode($0.value))" }.joined(separator: "&")
         var headers = [("Content-Type", "application/x-www-form-urlencoded")]
         if let token { headers.append(("Authorization", "Bearer \(token.revealed)")) }
-        let spec = HTTPRequestSpec(method: "POST", url: base + method, headers: headers, body: Data(body.utf8),
+        var spec = HTTPRequestSpec(method: "POST", url: base + method, headers: headers, body: Data(body.utf8),
                                    allowInsecureHTTP: workspace.allowInsecureHTTP)
+        if let left = control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
         return try retry.run(control, onRetry: { error, _ in
             metrics.retried()
             if let error = error as? ServiceError, error.status == 429 {

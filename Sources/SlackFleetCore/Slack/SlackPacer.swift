@@ -62,6 +62,7 @@ public final class SlackPacer: @unchecked Sendable {
             buckets[key] = bucket
             lock.unlock()
             if wait == 0 { return }
+            control.extendDeadline(by: wait)
             try control.sleep(wait)
         }
     }

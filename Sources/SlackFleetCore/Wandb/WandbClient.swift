@@ -35,9 +35,10 @@ public struct WandbClient: Sendable {
         var base = instance.baseURL
         while base.hasSuffix("/") { base.removeLast() }
         let body: JSON = ["query": .string(text), "variables": .object(variables)]
-        let spec = HTTPRequestSpec(method: "POST", url: base + "/graphql",
+        var spec = HTTPRequestSpec(method: "POST", url: base + "/graphql",
                                    headers: [("Content-Type", "application/json"), ("Authorization", "Basic " + Data("api:\(apiKey.revealed)".utf8).base64EncodedString())],
                                    body: body.data, allowInsecureHTTP: instance.allowInsecureHTTP)
+        if let left = control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
         return try retry.run(control, onRetry: { _, _ in metrics.retried() }) {
             metrics.called("wandb:graphql")
             let reply = try transport.send(spec)
