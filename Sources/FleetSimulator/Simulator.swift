@@ -85,7 +85,17 @@ public final class Simulator: @unchecked Sendable {
         if let fault = fault(target: target, endpoint: endpoint) { return fault }
         var response = body()
         response.delay += latency(target: target)
+        if dropsResponse(target: target, endpoint: endpoint) { response.disposition = .reset }
         return response
+    }
+
+    /// Whether the answer to a request already carried out is lost.
+    private func dropsResponse(target: String?, endpoint: String) -> Bool {
+        withWorld { world in
+            let rate = [world.faults["all"], target.flatMap { world.faults[$0] }].compactMap { $0 }
+                .filter { $0.endpoint == nil || $0.endpoint == endpoint }.map(\.dropResponseRate).max() ?? 0
+            return rate > 0 && world.random.unit() < rate
+        }
     }
 
     /// Counts the call, then decides whether a fault answers it instead of the service.
@@ -93,6 +103,7 @@ public final class Simulator: @unchecked Sendable {
         withWorld { world in
             world.calls[endpoint, default: 0] += 1
             let faults = [world.faults["all"], target.flatMap { world.faults[$0] }].compactMap { $0 }
+                .filter { $0.endpoint == nil || $0.endpoint == endpoint }
             guard !faults.isEmpty else { return nil }
             if faults.contains(where: \.down), target?.hasPrefix("instance:") == true {
                 return SimResponse.text("no healthy upstream", status: 503)

@@ -49,6 +49,11 @@ public struct Faults: Sendable, Equatable {
     public var down = false
     /// Extra real seconds added to rollouts.
     public var slowRollout: Double = 0
+    /// Fraction of requests carried out whose answer is then lost (the connection is reset):
+    /// the far side changed, the client cannot know.
+    public var dropResponseRate: Double = 0
+    /// Only requests to this endpoint (such as `slack:apps.manifest.create`) are affected.
+    public var endpoint: String?
 
     public init() {}
 }

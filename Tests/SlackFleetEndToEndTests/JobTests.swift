@@ -269,3 +269,30 @@ struct GroupTimeoutTests {
         #expect(results.filter { $0["result"] as? String == "changed" }.count == 3)
     }
 }
+
+@Suite("Jobs: lost answers", .serialized)
+struct LostAnswerTests {
+    @Test("a create whose answer is lost is not retried and is reported as a possible orphan by name; the next run converges")
+    func possibleOrphan() throws {
+        let fixture = try JobFixture(instances: 3, workspaces: 1, groups: 0)
+        try fixture.sim.control("POST", "faults", #"{"target": "workspace:TSIM0001", "endpoint": "slack:apps.manifest.create", "drop_response_rate": 1}"#)
+        let lost = try fixture.provision(["--instance", "wandb-0001", "--json"])
+        #expect(lost.status == 1)
+        let detail = (JobFixture.lines(lost).first?["detail"] as? String) ?? ""
+        #expect(detail.contains("possible orphan"))
+        #expect(detail.contains(#""W&B alerts wandb-0001""#))
+        #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 1, "a create that may have happened is never sent twice")
+        let audit = try fixture.cli.run(["audit", "list", "--json"]).stdout
+        #expect(audit.contains(#""phase":"failed""#) && audit.contains("possible orphan"))
+
+        try fixture.sim.control("DELETE", "faults")
+        let rerun = try fixture.provision(["--instance", "wandb-0001"])
+        #expect(rerun.status == 0, "\(rerun.output)")
+        let apps = (try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []).filter {
+            (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts wandb-0001"
+        }
+        #expect(apps.count == 2, "the orphan and the app now in use: the orphan was reported, not hidden")
+        #expect(try fixture.sim.instances()["wandb-0001"]?.canDeliver == true)
+        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+    }
+}

@@ -137,6 +137,8 @@ extension Simulator {
         if let value = number("slow_rollout_ms") { faults.slowRollout = value / 1000 }
         if let value = body["ratelimit_storm"]?.boolValue { faults.rateLimitStorm = value }
         if let value = body["down"]?.boolValue { faults.down = value }
+        if let value = number("drop_response_rate") { faults.dropResponseRate = value }
+        if let value = body["endpoint"]?.stringValue { faults.endpoint = value.isEmpty ? nil : value }
         return faults
     }
 
