@@ -154,14 +154,7 @@ struct JobTests {
     @Test("SIGTERM mid-run leaves a database and audit log that verify; the next run finishes the job")
     func sigterm() throws {
         let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 1500}"#)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: fixture.cli.binary)
-        process.arguments = ["provision-app", "--all", "--concurrency", "2", "--job-file", fixture.provisionFile]
-        process.currentDirectoryURL = URL(fileURLWithPath: fixture.directory.path)
-        process.environment = fixture.cli.environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try fixture.cli.start(["provision-app", "--all", "--concurrency", "2", "--job-file", fixture.provisionFile])
         Thread.sleep(forTimeInterval: 2)
         process.terminate()
         process.waitUntilExit()
@@ -176,14 +169,7 @@ struct JobTests {
     @Test("a second run while one holds the database exits 75 at once, naming the holder")
     func lock() throws {
         let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 3000}"#)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: fixture.cli.binary)
-        process.arguments = ["provision-app", "--all", "--job-file", fixture.provisionFile]
-        process.currentDirectoryURL = URL(fileURLWithPath: fixture.directory.path)
-        process.environment = fixture.cli.environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try fixture.cli.start(["provision-app", "--all", "--job-file", fixture.provisionFile])
         Thread.sleep(forTimeInterval: 1)
         let started = Date()
         let second = try fixture.cli.run(["sync-redirects", "--all"])

@@ -27,6 +27,19 @@ public struct SlackFleetCLI: Sendable {
         self.environment = base
     }
 
+    /// Starts `slackfleet ARGS` in the background, output discarded; the caller waits for it.
+    public func start(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory)
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     /// Runs `slackfleet ARGS`, feeding `stdin`, and waits at most `timeout` seconds.
     @discardableResult
     public func run(_ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 60) throws -> Result {

@@ -5,19 +5,17 @@ public struct KubernetesClient: Sendable {
     public let target: KubernetesTarget
     let token: SecretValue
     let allowInsecureHTTP: Bool
-    let transport: HTTPTransport
-    let retry: RetryPolicy
-    let control: RunControl
-    let metrics: CallMetrics
+    let environment: CallEnvironment
+    var transport: HTTPTransport { environment.transport }
+    var retry: RetryPolicy { environment.retry }
+    var control: RunControl { environment.control }
+    var metrics: CallMetrics { environment.metrics }
 
-    public init(target: KubernetesTarget, token: SecretValue, allowInsecureHTTP: Bool, transport: HTTPTransport, retry: RetryPolicy, control: RunControl, metrics: CallMetrics) {
+    public init(target: KubernetesTarget, token: SecretValue, allowInsecureHTTP: Bool, environment: CallEnvironment) {
         self.target = target
         self.token = token
         self.allowInsecureHTTP = allowInsecureHTTP
-        self.transport = transport
-        self.retry = retry
-        self.control = control
-        self.metrics = metrics
+        self.environment = environment
     }
 
     public static func secretPath(_ namespace: String, _ name: String) -> String { "/api/v1/namespaces/\(namespace)/secrets/\(name)" }

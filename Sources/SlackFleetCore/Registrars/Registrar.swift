@@ -20,10 +20,8 @@ public struct RegistrationContext: Sendable {
     public let executor: ChangeExecutor
     public let wandb: WandbClient
     public let vault: SecretVault
-    public let transport: HTTPTransport
-    public let retry: RetryPolicy
-    public let control: RunControl
-    public let metrics: CallMetrics
+    public let environment: CallEnvironment
+    public var control: RunControl { environment.control }
     /// How long to wait for the instance to report the new client ID.
     public let settleTimeout: TimeInterval
 }
@@ -70,7 +68,7 @@ public enum Registration {
 
     static func kubernetes(_ target: KubernetesTarget, _ context: RegistrationContext) throws -> KubernetesClient {
         KubernetesClient(target: target, token: try context.vault.resolve(target.token), allowInsecureHTTP: context.instance.allowInsecureHTTP,
-                         transport: context.transport, retry: context.retry, control: context.control, metrics: context.metrics)
+                         environment: context.environment)
     }
 
     static func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }

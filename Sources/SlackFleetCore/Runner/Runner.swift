@@ -49,17 +49,22 @@ public struct JobContext: Sendable {
         self.settings = settings
     }
 
+    /// The clients' shared plumbing, with this group's control.
+    public var environment: CallEnvironment {
+        CallEnvironment(transport: transport, retry: retry, control: control, metrics: metrics)
+    }
+
     public func slack(_ workspace: Workspace) -> SlackClient {
-        SlackClient(workspace: workspace, transport: transport, pacer: pacer, retry: retry, control: control, metrics: metrics)
+        SlackClient(workspace: workspace, pacer: pacer, environment: environment)
     }
 
     public func wandb(_ instance: Instance) throws -> WandbClient {
-        WandbClient(instance: instance, apiKey: try vault.resolve(instance.apiKey), transport: transport, retry: retry, control: control, metrics: metrics)
+        WandbClient(instance: instance, apiKey: try vault.resolve(instance.apiKey), environment: environment)
     }
 
     public func registration(_ instance: Instance, wandb: WandbClient) -> RegistrationContext {
-        RegistrationContext(instance: instance, executor: executor, wandb: wandb, vault: vault, transport: transport, retry: retry,
-                            control: control, metrics: metrics, settleTimeout: settings.settleTimeoutSeconds)
+        RegistrationContext(instance: instance, executor: executor, wandb: wandb, vault: vault, environment: environment,
+                            settleTimeout: settings.settleTimeoutSeconds)
     }
 
     /// The results for every instance of `group` when the whole group failed or stopped.

@@ -32,19 +32,17 @@ public struct SlackAPIError: Error, Equatable, Sendable, CustomStringConvertible
 /// Tokens travel in the Authorization header only.
 public struct SlackClient: Sendable {
     public let workspace: Workspace
-    let transport: HTTPTransport
     let pacer: SlackPacer
-    let retry: RetryPolicy
-    let control: RunControl
-    let metrics: CallMetrics
+    let environment: CallEnvironment
+    var transport: HTTPTransport { environment.transport }
+    var retry: RetryPolicy { environment.retry }
+    var control: RunControl { environment.control }
+    var metrics: CallMetrics { environment.metrics }
 
-    public init(workspace: Workspace, transport: HTTPTransport, pacer: SlackPacer, retry: RetryPolicy, control: RunControl, metrics: CallMetrics) {
+    public init(workspace: Workspace, pacer: SlackPacer, environment: CallEnvironment) {
         self.workspace = workspace
-        self.transport = transport
         self.pacer = pacer
-        self.retry = retry
-        self.control = control
-        self.metrics = metrics
+        self.environment = environment
     }
 
     static let tiers: [String: SlackTier] = [

@@ -4,18 +4,16 @@ import Foundation
 public struct WandbClient: Sendable {
     public let instance: Instance
     let apiKey: SecretValue
-    let transport: HTTPTransport
-    let retry: RetryPolicy
-    let control: RunControl
-    let metrics: CallMetrics
+    let environment: CallEnvironment
+    var transport: HTTPTransport { environment.transport }
+    var retry: RetryPolicy { environment.retry }
+    var control: RunControl { environment.control }
+    var metrics: CallMetrics { environment.metrics }
 
-    public init(instance: Instance, apiKey: SecretValue, transport: HTTPTransport, retry: RetryPolicy, control: RunControl, metrics: CallMetrics) {
+    public init(instance: Instance, apiKey: SecretValue, environment: CallEnvironment) {
         self.instance = instance
         self.apiKey = apiKey
-        self.transport = transport
-        self.retry = retry
-        self.control = control
-        self.metrics = metrics
+        self.environment = environment
     }
 
     /// What the running instance reports: the Slack client ID it uses (text, compared exactly) and its host.
