@@ -11,6 +11,7 @@ public final class Simulator: @unchecked Sendable {
     private let lock = NSLock()
     private var world: World
     let manifestSchema: JSONSchema
+    let manifestVerdicts = ManifestVerdicts()
     let graphQL: WandbGraphQL
 
     public init(seed: UInt64 = 1) throws {

@@ -35,14 +35,41 @@ public struct SimRequest: Sendable {
     /// Parses `application/x-www-form-urlencoded` text.
     public static func formFields(_ text: String) -> [String: String] {
         var fields: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            func decode(_ text: String) -> String {
-                text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? text
-            }
+        for pair in text.utf8.split(separator: UInt8(ascii: "&")) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
             fields[decode(parts[0])] = parts.count == 2 ? decode(parts[1]) : ""
         }
         return fields
+    }
+
+    /// `+` is a space, `%XX` a byte; a malformed escape is kept as it is.
+    private static func decode(_ bytes: Substring.UTF8View.SubSequence) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        func hex(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case 0x30...0x39: return byte - 0x30
+            case 0x41...0x46: return byte - 0x37
+            case 0x61...0x66: return byte - 0x57
+            default: return nil
+            }
+        }
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "+") {
+                out.append(0x20)
+            } else if byte == UInt8(ascii: "%"), let first = bytes.index(index, offsetBy: 1, limitedBy: bytes.endIndex), first < bytes.endIndex,
+                      let second = bytes.index(first, offsetBy: 1, limitedBy: bytes.endIndex), second < bytes.endIndex,
+                      let high = hex(bytes[first]), let low = hex(bytes[second]) {
+                out.append(high << 4 | low)
+                index = second
+            } else {
+                out.append(byte)
+            }
+            index = bytes.index(after: index)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

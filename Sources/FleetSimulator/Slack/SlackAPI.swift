@@ -158,15 +158,22 @@ extension Simulator {
     private func validatedManifest(_ arguments: SlackArguments, previous: JSONValue?, config: SimConfig) -> Result<JSONValue, SlackFailure> {
         guard let raw = arguments.value("manifest") else { return .failure(SlackFailure(Simulator.slackError("invalid_arguments"))) }
         let manifest: JSONValue
+        var violations: [JSONSchema.Violation]
         if case .string(let text) = raw {
-            guard let parsed = try? JSONValue.parse(text) else {
-                return .failure(SlackFailure(Simulator.invalidManifest([JSONSchema.Violation(message: "the manifest is not valid JSON", pointer: "/")])))
+            if let known = manifestVerdicts.verdict(text) {
+                (manifest, violations) = known
+            } else {
+                guard let parsed = try? JSONValue.parse(text) else {
+                    return .failure(SlackFailure(Simulator.invalidManifest([JSONSchema.Violation(message: "the manifest is not valid JSON", pointer: "/")])))
+                }
+                manifest = parsed
+                violations = manifestSchema.validate(parsed)
+                manifestVerdicts.remember(text, manifest: parsed, violations: violations)
             }
-            manifest = parsed
         } else {
             manifest = raw
+            violations = manifestSchema.validate(manifest)
         }
-        var violations = manifestSchema.validate(manifest)
         let ranges = manifest["settings"]?["allowed_ip_address_ranges"]?.arrayValue?.count ?? 0
         if ranges > config.maxIPRanges {
             violations.append(JSONSchema.Violation(message: "must have at most \(config.maxIPRanges) items", pointer: "/settings/allowed_ip_address_ranges"))
@@ -364,5 +371,26 @@ struct IPv4Range {
         let octets = text.split(separator: ".").compactMap { UInt32($0) }
         guard octets.count == 4, octets.allSatisfy({ $0 <= 255 }) else { return nil }
         return octets.reduce(0) { $0 << 8 | $1 }
+    }
+}
+
+/// The schema's verdict on manifest texts seen lately: a client validates a manifest and then
+/// sends the same text to create or update, and the verdict on one text never changes.
+final class ManifestVerdicts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var verdicts: [String: (JSONValue, [JSONSchema.Violation])] = [:]
+    private static let capacity = 512
+
+    func verdict(_ text: String) -> (JSONValue, [JSONSchema.Violation])? {
+        lock.lock()
+        defer { lock.unlock() }
+        return verdicts[text]
+    }
+
+    func remember(_ text: String, manifest: JSONValue, violations: [JSONSchema.Violation]) {
+        lock.lock()
+        if verdicts.count >= ManifestVerdicts.capacity { verdicts.removeAll(keepingCapacity: true) }
+        verdicts[text] = (manifest, violations)
+        lock.unlock()
     }
 }
