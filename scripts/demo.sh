@@ -78,6 +78,8 @@ run "provision-app, dry run: reads the real state, changes nothing, exits 2" \
 run "provision-app: create each app group's Slack app, register it with every instance (Kubernetes operator v2 and v1, exec hook)" \
   "$bin" provision-app --all --pace-scale 60 --metrics-file "$dir/provision.prom"
 run "Run it again: nothing to do, no write call" "$bin" provision-app --all --pace-scale 60
+run "verify-delivery: each instance sends a test alert, and its nonce is looked for in the canary channel" \
+  "$bin" verify-delivery --all --pace-scale 60 --timeout 30s --metrics-file "$dir/delivery.prom"
 run "One instance of the shared app group, with its Slack app" "$bin" inventory show wandb-0001
 
 step "A DNS change: wandb-0002 gets a second name in the inventory" "edit sim-fleet.yaml; slackfleet inventory import"
@@ -90,6 +92,7 @@ run "sync-redirects: update only the redirect URLs and IP allow-list, keep the r
   "$bin" sync-redirects --all --pace-scale 60
 run "Converged: a dry run finds nothing (exit 0) and costs only exports" "$bin" sync-redirects --all --pace-scale 60 --dry-run
 run "The manifest kept before the update (slackfleet apps restore N puts it back)" "$bin" apps snapshots wandb-0002
+run "verify-delivery again, after the change" "$bin" verify-delivery --label simulated=true --pace-scale 60 --timeout 30s
 run "The metrics file for node_exporter" cat "$dir/provision.prom"
 run "The audit trail of the jobs, and its proof" "$bin" audit list --limit 12
 run "Verify the simulated fleet's audit log" "$bin" audit verify

@@ -108,9 +108,20 @@ enum JobCommand {
                 for change in changes { out += "plan: \(instance.isEmpty ? "" : instance + ": ")\(change)\n" }
             }
         }
-        var table = TextTable(headers: ["INSTANCE", "APP GROUP", "WORKSPACE", "RESULT", "DETAIL"])
-        table.rows = report.results.map { [$0.instance, $0.appGroup, $0.workspace, $0.outcome.rawValue, $0.detail] }
-        out += table.render()
+        if report.results.contains(where: { $0.checks != nil }) {
+            // verify-delivery: one column per check.
+            var table = TextTable(headers: ["INSTANCE", "WORKSPACE"] + VerifyDelivery.checkNames.map { $0.uppercased().replacingOccurrences(of: "_", with: " ") } + ["LATENCY", "RESULT"])
+            table.rows = report.results.map { result in
+                [result.instance, result.workspace] + VerifyDelivery.checkNames.map { result.checks?[$0] == "ok" ? "ok" : (result.checks?[$0] == nil || result.checks?[$0] == "skipped" ? "-" : "FAIL") }
+                    + [result.deliverySeconds.map { String(format: "%.1f s", $0) } ?? "-", result.outcome.rawValue]
+            }
+            out += table.render()
+            for result in report.results where result.outcome != .ok { out += "\(result.instance): \(result.detail)\n" }
+        } else {
+            var table = TextTable(headers: ["INSTANCE", "APP GROUP", "WORKSPACE", "RESULT", "DETAIL"])
+            table.rows = report.results.map { [$0.instance, $0.appGroup, $0.workspace, $0.outcome.rawValue, $0.detail] }
+            out += table.render()
+        }
         let seconds = report.finishedAt.timeIntervalSince(report.startedAt)
         out += "\(report.job)\(report.dryRun ? " (dry run)" : ""): \(report.recap) in \(String(format: "%.1f", seconds)) s"
         let calls = report.calls.values.reduce(0, +)
@@ -216,6 +227,30 @@ struct ProvisionAppCommand: ParsableCommand {
     @OptionGroup var options: JobOptions
 
     func run() throws { try JobCommand.run(ProvisionApp(), global: global, options: options) }
+}
+
+struct VerifyDeliveryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-delivery",
+        abstract: "Prove, per instance, that an alert really reaches Slack. Changes nothing.",
+        discussion: """
+            Checks: the instance is ready; it runs on its app's client ID; its host is among the app's
+            redirect URLs; the app has the incoming-webhook scope; a test alert with a unique nonce is
+            accepted; and the nonce shows in the workspace's canary channel within --timeout.
+            One poll of a canary channel serves every instance waiting on it.
+            Example: slackfleet verify-delivery --all --timeout 90s --metrics-file /var/lib/node_exporter/delivery.prom
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: JobOptions
+    @Option(help: ArgumentHelp("How long to wait for each test alert in the canary channel.", valueName: "duration"))
+    var timeout = "60s"
+
+    func validate() throws {
+        guard JobOptions.seconds(timeout) != nil else { throw ValidationError("--timeout \(timeout): write it like 60s or 2m") }
+    }
+
+    func run() throws { try JobCommand.run(VerifyDelivery(timeout: JobOptions.seconds(timeout) ?? 60), global: global, options: options) }
 }
 
 struct SyncRedirectsCommand: ParsableCommand {

@@ -43,7 +43,7 @@ final class SimHarness: @unchecked Sendable {
         let port = try server.start()
         baseURL = "http://127.0.0.1:\(port)"
         let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 10
+        configuration.timeoutIntervalForRequest = 30
         session = URLSession(configuration: configuration)
         noRedirects = URLSession(configuration: configuration, delegate: RefuseRedirects(), delegateQueue: nil)
     }
@@ -54,7 +54,7 @@ final class SimHarness: @unchecked Sendable {
 
     var workspace: IssuedFleet.Workspace { fleet.workspaces[0] }
 
-    func send(_ method: String, _ path: String, headers: [String: String] = [:], body: Data? = nil, timeout: TimeInterval = 10, followRedirects: Bool = true) async throws -> Reply {
+    func send(_ method: String, _ path: String, headers: [String: String] = [:], body: Data? = nil, timeout: TimeInterval = 30, followRedirects: Bool = true) async throws -> Reply {
         guard let url = URL(string: baseURL + path) else { throw SimulatorError("bad path \(path)") }
         var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = method

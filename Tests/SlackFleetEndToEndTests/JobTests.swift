@@ -40,245 +40,325 @@ final class JobFixture: @unchecked Sendable {
     }
 }
 
+/// The job suites start simulators and many-lane runs of their own: one at a time, so they do
+/// not starve each other (or the rest of the suite) on a 2-core machine.
 @Suite("Jobs against fleet-sim", .serialized)
-struct JobTests {
-    @Test("provision 50 instances in 3 workspaces with 2 shared app groups; a rerun makes no write call")
-    func provisionFleet() throws {
-        let fixture = try JobFixture(instances: 50, workspaces: 3, groups: 2, groupSize: 5)
-        let dry = try fixture.provision(["--dry-run"])
-        #expect(dry.status == 2, "\(dry.output)")
-        #expect(try fixture.sim.calls().keys.allSatisfy { !$0.contains("create") && !$0.contains("PATCH") }, "a dry run writes nothing")
-        let first = try fixture.provision(["--json"])
-        #expect(first.status == 0, "\(first.stderr)")
-        let lines = JobFixture.lines(first)
-        #expect(lines.count == 51, "one line per instance and a summary, nothing else on stdout")
-        #expect((lines.last?["counts"] as? [String: Int])?["changed"] == 50)
-        #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 42, "40 solo apps and 2 shared ones")
-        let state = try fixture.sim.instances()
-        #expect(state.count == 50)
-        #expect(state.values.allSatisfy { $0.canDeliver }, "the simulator confirms every instance can deliver")
-        try fixture.sim.control("POST", "calls/reset")
-        let second = try fixture.provision()
-        #expect(second.status == 0)
-        #expect(second.stdout.contains("ok=50 changed=0 failed=0"))
-        let calls = try fixture.sim.calls()
-        #expect(calls.keys.filter { $0.contains("manifest.create") || $0.contains("manifest.update") || $0.hasPrefix("k8s:PATCH") }.isEmpty, "\(calls)")
-        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
-    }
+struct JobSuites {}
 
-    @Test("new DNS names: the dry run shows exactly those and exits 2; applying keeps a field a person changed in Slack")
-    func syncRedirects() throws {
-        let fixture = try JobFixture()
-        #expect(try fixture.provision().status == 0)
-        let apps = try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []
-        let shared = try #require(apps.first { (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts shared-1" })
-        let appID = try #require(shared["app_id"] as? String)
-        try fixture.sim.control("POST", "apps/\(appID)/edit", #"{"pointer": "/display_information/description", "value": "set by a person"}"#)
-
-        var inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
-        inventory = inventory.replacingOccurrences(of: #"host_urls: ["https://wandb-0002.wandb.fleet-sim.test"]"#,
-                                                   with: #"host_urls: ["https://wandb-0002.wandb.fleet-sim.test", "https://ml.fleet-sim.test"]"#)
-        let changed = fixture.directory.write("changed.yaml", inventory)
-        #expect(try fixture.cli.run(["inventory", "import", changed]).status == 0)
-        try fixture.sim.control("POST", "calls/reset")
-        let dry = try fixture.sync(["--dry-run"])
-        #expect(dry.status == 2, "\(dry.output)")
-        #expect(dry.stdout.contains("plan: app \(appID): redirect URLs +1 -0"))
-        #expect(dry.stdout.contains("+ https://ml.fleet-sim.test"))
-        #expect(dry.stdout.components(separatedBy: "+ https://").count - 1 == 4, "only the shared group's four instances change")
-        #expect(try fixture.sim.calls()["slack:apps.manifest.update"] == nil)
-        let apply = try fixture.sync()
-        #expect(apply.status == 0, "\(apply.output)")
-        let manifest = (try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []).first { $0["app_id"] as? String == appID }?["manifest"] as? [String: Any]
-        #expect(((manifest?["oauth_config"] as? [String: Any])?["redirect_urls"] as? [String])?.contains("https://ml.fleet-sim.test") == true)
-        #expect((manifest?["display_information"] as? [String: Any])?["description"] as? String == "set by a person")
-        try fixture.sim.control("POST", "calls/reset")
-        let converged = try fixture.sync(["--dry-run"])
-        #expect(converged.status == 0)
-        #expect(try fixture.sim.calls().keys.sorted() == ["slack:apps.manifest.export"], "a converged fleet costs only exports")
-
-        let snapshots = try fixture.cli.run(["apps", "snapshots", "wandb-0002"])
-        #expect(snapshots.stdout.contains(appID))
-        let restore = try fixture.cli.run(["apps", "restore", "1"])
-        #expect(restore.status == 0, "\(restore.output)")
-        #expect(try fixture.sync(["--dry-run"]).status == 2, "the restored manifest lacks the new URL again")
-    }
-
-    @Test("a 429 storm on one workspace: only that workspace is rate-limited, and everything converges")
-    func storm() throws {
-        let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 100, "storm_retry_after": 1}"#)
-        try fixture.sim.control("POST", "faults", #"{"target": "workspace:TSIM0002", "ratelimit_storm": true}"#)
-        let sim = fixture.sim
-        DispatchQueue.global().asyncAfter(deadline: .now() + 2.5) {
-            _ = try? sim.control("POST", "faults", #"{"target": "workspace:TSIM0002", "ratelimit_storm": false}"#)
+extension JobSuites {
+    @Suite("provision-app and sync-redirects")
+    struct JobTests {
+        @Test("provision 50 instances in 3 workspaces with 2 shared app groups; a rerun makes no write call")
+        func provisionFleet() throws {
+            let fixture = try JobFixture(instances: 50, workspaces: 3, groups: 2, groupSize: 5)
+            let dry = try fixture.provision(["--dry-run"])
+            #expect(dry.status == 2, "\(dry.output)")
+            #expect(try fixture.sim.calls().keys.allSatisfy { !$0.contains("create") && !$0.contains("PATCH") }, "a dry run writes nothing")
+            let first = try fixture.provision(["--json"])
+            #expect(first.status == 0, "\(first.stderr)")
+            let lines = JobFixture.lines(first)
+            #expect(lines.count == 51, "one line per instance and a summary, nothing else on stdout")
+            #expect((lines.last?["counts"] as? [String: Int])?["changed"] == 50)
+            #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 42, "40 solo apps and 2 shared ones")
+            let state = try fixture.sim.instances()
+            #expect(state.count == 50)
+            #expect(state.values.allSatisfy { $0.canDeliver }, "the simulator confirms every instance can deliver")
+            try fixture.sim.control("POST", "calls/reset")
+            let second = try fixture.provision()
+            #expect(second.status == 0)
+            #expect(second.stdout.contains("ok=50 changed=0 failed=0"))
+            let calls = try fixture.sim.calls()
+            #expect(calls.keys.filter { $0.contains("manifest.create") || $0.contains("manifest.update") || $0.hasPrefix("k8s:PATCH") }.isEmpty, "\(calls)")
+            #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
         }
-        let run = try fixture.provision(["--json"])
-        #expect(run.status == 0, "\(run.output)")
-        let summary = try #require(JobFixture.lines(run).last)
-        #expect((summary["rate_limited"] as? [String: Int]).map { Array($0.keys) } == ["TSIM0002"])
-        #expect(try fixture.sim.instances().values.allSatisfy { $0.canDeliver })
-    }
 
-    @Test("an instance that is down fails alone (exit 1); a refused API key is not retried")
-    func failuresStayLocal() throws {
-        let fixture = try JobFixture()
-        try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0007", "down": true}"#)
-        var inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
-        inventory = inventory.replacingOccurrences(of: "wandb-0011-api-key", with: "wandb-0011-wrong-key")
-        _ = FileManager.default.createFile(atPath: fixture.sim.inventory + ".secrets/wandb-0011-wrong-key", contents: Data("not-the-key".utf8))
-        let edited = fixture.directory.write("edited.yaml", inventory)
-        #expect(try fixture.cli.run(["inventory", "import", edited]).status == 0)
-        let run = try fixture.provision(["--json", "--max-failures", "5"])
-        #expect(run.status == 1)
-        let results = JobFixture.lines(run).filter { $0["instance"] != nil }
-        let failed = Set(results.filter { $0["result"] as? String == "failed" }.compactMap { $0["instance"] as? String })
-        #expect(failed == ["wandb-0007", "wandb-0011"])
-        #expect(results.first { $0["instance"] as? String == "wandb-0011" }?["detail"] as? String ?? "" == "wandb answered HTTP 401 unauthorized (the API key was refused: check the instance's api_key (it must be an admin's)) on wandb-0011")
-        #expect(results.filter { $0["result"] as? String == "changed" }.count == 10)
-    }
+        @Test("new DNS names: the dry run shows exactly those and exits 2; applying keeps a field a person changed in Slack")
+        func syncRedirects() throws {
+            let fixture = try JobFixture()
+            #expect(try fixture.provision().status == 0)
+            let apps = try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []
+            let shared = try #require(apps.first { (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts shared-1" })
+            let appID = try #require(shared["app_id"] as? String)
+            try fixture.sim.control("POST", "apps/\(appID)/edit", #"{"pointer": "/display_information/description", "value": "set by a person"}"#)
 
-    @Test("--max-failures stops new work once the budget is spent")
-    func failureBudget() throws {
-        let fixture = try JobFixture(maxAttempts: 1)
-        for name in ["wandb-0005", "wandb-0006", "wandb-0007", "wandb-0008"] {
-            try fixture.sim.control("POST", "faults", #"{"target": "instance:\#(name)", "down": true}"#)
+            var inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
+            inventory = inventory.replacingOccurrences(of: #"host_urls: ["https://wandb-0002.wandb.fleet-sim.test"]"#,
+                                                       with: #"host_urls: ["https://wandb-0002.wandb.fleet-sim.test", "https://ml.fleet-sim.test"]"#)
+            let changed = fixture.directory.write("changed.yaml", inventory)
+            #expect(try fixture.cli.run(["inventory", "import", changed]).status == 0)
+            try fixture.sim.control("POST", "calls/reset")
+            let dry = try fixture.sync(["--dry-run"])
+            #expect(dry.status == 2, "\(dry.output)")
+            #expect(dry.stdout.contains("plan: app \(appID): redirect URLs +1 -0"))
+            #expect(dry.stdout.contains("+ https://ml.fleet-sim.test"))
+            #expect(dry.stdout.components(separatedBy: "+ https://").count - 1 == 4, "only the shared group's four instances change")
+            #expect(try fixture.sim.calls()["slack:apps.manifest.update"] == nil)
+            let apply = try fixture.sync()
+            #expect(apply.status == 0, "\(apply.output)")
+            let manifest = (try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []).first { $0["app_id"] as? String == appID }?["manifest"] as? [String: Any]
+            #expect(((manifest?["oauth_config"] as? [String: Any])?["redirect_urls"] as? [String])?.contains("https://ml.fleet-sim.test") == true)
+            #expect((manifest?["display_information"] as? [String: Any])?["description"] as? String == "set by a person")
+            try fixture.sim.control("POST", "calls/reset")
+            let converged = try fixture.sync(["--dry-run"])
+            #expect(converged.status == 0)
+            #expect(try fixture.sim.calls().keys.sorted() == ["slack:apps.manifest.export"], "a converged fleet costs only exports")
+
+            let snapshots = try fixture.cli.run(["apps", "snapshots", "wandb-0002"])
+            #expect(snapshots.stdout.contains(appID))
+            let restore = try fixture.cli.run(["apps", "restore", "1"])
+            #expect(restore.status == 0, "\(restore.output)")
+            #expect(try fixture.sync(["--dry-run"]).status == 2, "the restored manifest lacks the new URL again")
         }
-        let run = try fixture.provision(["--json", "--concurrency", "1", "--max-failures", "1"])
-        #expect(run.status == 1)
-        let counts = JobFixture.lines(run).last?["counts"] as? [String: Int] ?? [:]
-        #expect(counts["failed"] == 2, "\(counts)")
-        #expect((counts["deferred"] ?? 0) > 0, "work after the budget ran out was not started")
-        #expect(JobFixture.lines(run).last?["stopped_by"] as? String == "failure budget")
-    }
 
-    @Test("SIGTERM mid-run leaves a database and audit log that verify; the next run finishes the job")
-    func sigterm() throws {
-        let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 1500}"#)
-        let process = try fixture.cli.start(["provision-app", "--all", "--concurrency", "2", "--job-file", fixture.provisionFile])
-        Thread.sleep(forTimeInterval: 2)
-        process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 143)
-        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
-        let rerun = try fixture.provision()
-        #expect(rerun.status == 0, "\(rerun.output)")
-        #expect(try fixture.sim.instances().values.allSatisfy { $0.canDeliver })
-        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
-    }
+        @Test("a 429 storm on one workspace: only that workspace is rate-limited, and everything converges")
+        func storm() throws {
+            let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 100, "storm_retry_after": 1}"#)
+            try fixture.sim.control("POST", "faults", #"{"target": "workspace:TSIM0002", "ratelimit_storm": true}"#)
+            let sim = fixture.sim
+            DispatchQueue.global().asyncAfter(deadline: .now() + 2.5) {
+                _ = try? sim.control("POST", "faults", #"{"target": "workspace:TSIM0002", "ratelimit_storm": false}"#)
+            }
+            let run = try fixture.provision(["--json"])
+            #expect(run.status == 0, "\(run.output)")
+            let summary = try #require(JobFixture.lines(run).last)
+            #expect((summary["rate_limited"] as? [String: Int]).map { Array($0.keys) } == ["TSIM0002"])
+            #expect(try fixture.sim.instances().values.allSatisfy { $0.canDeliver })
+        }
 
-    @Test("a second run while one holds the database exits 75 at once, naming the holder")
-    func lock() throws {
-        let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 3000}"#)
-        let process = try fixture.cli.start(["provision-app", "--all", "--job-file", fixture.provisionFile])
-        Thread.sleep(forTimeInterval: 1)
-        let started = Date()
-        let second = try fixture.cli.run(["sync-redirects", "--all"])
-        #expect(second.status == 75)
-        #expect(second.stderr.contains("another run holds this database: provision-app"))
-        #expect(second.stderr.contains("pid \(process.processIdentifier)"))
-        #expect(Date().timeIntervalSince(started) < 10)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-    }
+        @Test("an instance that is down fails alone (exit 1); a refused API key is not retried")
+        func failuresStayLocal() throws {
+            let fixture = try JobFixture()
+            try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0007", "down": true}"#)
+            var inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
+            inventory = inventory.replacingOccurrences(of: "wandb-0011-api-key", with: "wandb-0011-wrong-key")
+            _ = FileManager.default.createFile(atPath: fixture.sim.inventory + ".secrets/wandb-0011-wrong-key", contents: Data("not-the-key".utf8))
+            let edited = fixture.directory.write("edited.yaml", inventory)
+            #expect(try fixture.cli.run(["inventory", "import", edited]).status == 0)
+            let run = try fixture.provision(["--json", "--max-failures", "5"])
+            #expect(run.status == 1)
+            let results = JobFixture.lines(run).filter { $0["instance"] != nil }
+            let failed = Set(results.filter { $0["result"] as? String == "failed" }.compactMap { $0["instance"] as? String })
+            #expect(failed == ["wandb-0007", "wandb-0011"])
+            #expect(results.first { $0["instance"] as? String == "wandb-0011" }?["detail"] as? String ?? "" == "wandb answered HTTP 401 unauthorized (the API key was refused: check the instance's api_key (it must be an admin's)) on wandb-0011")
+            #expect(results.filter { $0["result"] as? String == "changed" }.count == 10)
+        }
 
-    @Test("registrars: a failing exec hook and a CR whose selectors name a missing Secret fail with what to fix")
-    func registrarFailures() throws {
-        let fixture = try JobFixture()
-        var inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
-        let hook = fixture.directory.write("failing-hook.sh", "#!/bin/sh\ncat > /dev/null\necho 'vault is sealed' >&2\nexit 3\n")
-        chmod(hook, 0o755)
-        let execLine = try #require(inventory.split(separator: "\n").first { $0.contains("command:") && $0.contains("wandb-0010") })
-        inventory = inventory.replacingOccurrences(of: String(execLine), with: "      command: [\"\(hook)\"]")
-        let edited = fixture.directory.write("edited.yaml", inventory)
-        #expect(try fixture.cli.run(["inventory", "import", edited]).status == 0)
-        let kube = try String(contentsOfFile: fixture.sim.inventory + ".secrets/wandb-0001-kube-token", encoding: .utf8)
-        var request = URLRequest(url: try #require(URL(string: fixture.sim.baseURL + "/k8s/wandb-0001/apis/apps.wandb.com/v2/namespaces/wandb/weightsandbiases/wandb")))
-        request.httpMethod = "PATCH"
-        request.setValue("Bearer \(kube)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/merge-patch+json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = Data(#"{"spec":{"wandb":{"notifications":{"slack":{"clientSecret":{"name":"gone","key":"SECRET"}}}}}}"#.utf8)
-        let patched = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: request) { _, _, _ in patched.signal() }.resume()
-        _ = patched.wait(timeout: .now() + 10)
+        @Test("--max-failures stops new work once the budget is spent")
+        func failureBudget() throws {
+            let fixture = try JobFixture(maxAttempts: 1)
+            for name in ["wandb-0005", "wandb-0006", "wandb-0007", "wandb-0008"] {
+                try fixture.sim.control("POST", "faults", #"{"target": "instance:\#(name)", "down": true}"#)
+            }
+            let run = try fixture.provision(["--json", "--concurrency", "1", "--max-failures", "1"])
+            #expect(run.status == 1)
+            let counts = JobFixture.lines(run).last?["counts"] as? [String: Int] ?? [:]
+            #expect(counts["failed"] == 2, "\(counts)")
+            #expect((counts["deferred"] ?? 0) > 0, "work after the budget ran out was not started")
+            #expect(JobFixture.lines(run).last?["stopped_by"] as? String == "failure budget")
+        }
 
-        let run = try fixture.provision(["--json"])
-        #expect(run.status == 1)
-        let results = JobFixture.lines(run).filter { $0["instance"] != nil }
-        let detail = { (name: String) in results.first { $0["instance"] as? String == name }?["detail"] as? String ?? "" }
-        #expect(detail("wandb-0010").contains("the exec registrar exited with status 3: vault is sealed"))
-        #expect(detail("wandb-0001").contains("the Secret wandb/gone that the WeightsAndBiases resource's slack selectors name does not exist"))
-        let configToken = try String(contentsOfFile: fixture.sim.inventory + ".secrets/TSIM0001-config-token", encoding: .utf8)
-        #expect(!run.output.contains(configToken))
+        @Test("SIGTERM mid-run leaves a database and audit log that verify; the next run finishes the job")
+        func sigterm() throws {
+            let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 1500}"#)
+            let process = try fixture.cli.start(["provision-app", "--all", "--concurrency", "2", "--job-file", fixture.provisionFile])
+            Thread.sleep(forTimeInterval: 2)
+            process.terminate()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 143)
+            #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+            let rerun = try fixture.provision()
+            #expect(rerun.status == 0, "\(rerun.output)")
+            #expect(try fixture.sim.instances().values.allSatisfy { $0.canDeliver })
+            #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+        }
+
+        @Test("a second run while one holds the database exits 75 at once, naming the holder")
+        func lock() throws {
+            let fixture = try JobFixture(simConfig: #"{"rollout_delay_ms": 3000}"#)
+            let process = try fixture.cli.start(["provision-app", "--all", "--job-file", fixture.provisionFile])
+            Thread.sleep(forTimeInterval: 1)
+            let started = Date()
+            let second = try fixture.cli.run(["sync-redirects", "--all"])
+            #expect(second.status == 75)
+            #expect(second.stderr.contains("another run holds this database: provision-app"))
+            #expect(second.stderr.contains("pid \(process.processIdentifier)"))
+            #expect(Date().timeIntervalSince(started) < 10)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+        }
+
+        @Test("registrars: a failing exec hook and a CR whose selectors name a missing Secret fail with what to fix")
+        func registrarFailures() throws {
+            let fixture = try JobFixture()
+            var inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
+            let hook = fixture.directory.write("failing-hook.sh", "#!/bin/sh\ncat > /dev/null\necho 'vault is sealed' >&2\nexit 3\n")
+            chmod(hook, 0o755)
+            let execLine = try #require(inventory.split(separator: "\n").first { $0.contains("command:") && $0.contains("wandb-0010") })
+            inventory = inventory.replacingOccurrences(of: String(execLine), with: "      command: [\"\(hook)\"]")
+            let edited = fixture.directory.write("edited.yaml", inventory)
+            #expect(try fixture.cli.run(["inventory", "import", edited]).status == 0)
+            let kube = try String(contentsOfFile: fixture.sim.inventory + ".secrets/wandb-0001-kube-token", encoding: .utf8)
+            var request = URLRequest(url: try #require(URL(string: fixture.sim.baseURL + "/k8s/wandb-0001/apis/apps.wandb.com/v2/namespaces/wandb/weightsandbiases/wandb")))
+            request.httpMethod = "PATCH"
+            request.setValue("Bearer \(kube)", forHTTPHeaderField: "Authorization")
+            request.setValue("application/merge-patch+json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(#"{"spec":{"wandb":{"notifications":{"slack":{"clientSecret":{"name":"gone","key":"SECRET"}}}}}}"#.utf8)
+            let patched = DispatchSemaphore(value: 0)
+            URLSession.shared.dataTask(with: request) { _, _, _ in patched.signal() }.resume()
+            _ = patched.wait(timeout: .now() + 10)
+
+            let run = try fixture.provision(["--json"])
+            #expect(run.status == 1)
+            let results = JobFixture.lines(run).filter { $0["instance"] != nil }
+            let detail = { (name: String) in results.first { $0["instance"] as? String == name }?["detail"] as? String ?? "" }
+            #expect(detail("wandb-0010").contains("the exec registrar exited with status 3: vault is sealed"))
+            #expect(detail("wandb-0001").contains("the Secret wandb/gone that the WeightsAndBiases resource's slack selectors name does not exist"))
+            let configToken = try String(contentsOfFile: fixture.sim.inventory + ".secrets/TSIM0001-config-token", encoding: .utf8)
+            #expect(!run.output.contains(configToken))
+        }
     }
 }
 
-@Suite("Jobs: time budget", .serialized)
-struct TimeBudgetTests {
-    @Test("--max-duration: no new change starts after it, the run exits 75, and the next run carries on")
-    func maxDuration() throws {
-        // Slack's real Tier 1 pace (one write a minute per workspace), on a simulator whose own quota is not binding.
-        let fixture = try JobFixture(instances: 4, workspaces: 1, groups: 0, timeScale: 1,
-                                     simConfig: #"{"rollout_delay_ms": 100, "tier_quota": {"tier1": 1000}, "tier_burst": {"tier1": 1000}}"#)
-        let slow = try FastJobFile.write("provision-app", scale: 1, in: fixture.directory, settle: 30)
-        let started = Date()
-        let first = try fixture.cli.run(["provision-app", "--all", "--job-file", slow, "--max-duration", "3s", "--json"], timeout: 60)
-        #expect(first.status == 75, "\(first.output)")
-        #expect(Date().timeIntervalSince(started) < 30, "the pace wait ended at the time budget")
-        let counts = JobFixture.lines(first).last?["counts"] as? [String: Int] ?? [:]
-        #expect(counts["changed"] == 1, "one app per minute: one instance done")
-        #expect(counts["deferred"] == 3)
-        #expect(first.stderr.contains("ETA 3 min"))
-        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
-        let fast = try FastJobFile.write("provision-app", scale: 1000, in: fixture.directory, settle: 30)
-        let rest = try fixture.cli.run(["provision-app", "--all", "--job-file", fast, "--json"], timeout: 120)
-        #expect(rest.status == 0, "\(rest.output)")
-        #expect((JobFixture.lines(rest).last?["counts"] as? [String: Int])?["ok"] == 1, "the first instance is left as it is")
-    }
-}
-
-@Suite("Jobs: group timeout", .serialized)
-struct GroupTimeoutTests {
-    @Test("a group whose work outlasts group_timeout_seconds fails with that reason; the others are not held up")
-    func groupTimeout() throws {
-        let fixture = try JobFixture(instances: 4, workspaces: 1, groups: 0, simConfig: #"{"rollout_delay_ms": 100}"#)
-        try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0001", "slow_rollout_ms": 20000}"#)
-        let short = try FastJobFile.write("provision-app", scale: 600, in: fixture.directory, settle: 60, groupTimeout: 2)
-        let started = Date()
-        let run = try fixture.cli.run(["provision-app", "--all", "--job-file", short, "--max-failures", "3", "--json"], timeout: 60)
-        #expect(run.status == 1)
-        #expect(Date().timeIntervalSince(started) < 15, "the slow group gave up at its timeout, not at the 60 s settle timeout")
-        let results = JobFixture.lines(run).filter { $0["instance"] != nil }
-        let slow = results.first { $0["instance"] as? String == "wandb-0001" }
-        #expect(slow?["result"] as? String == "failed")
-        let detail = (slow?["detail"] as? String) ?? ""
-        #expect(detail.contains("group_timeout_seconds"))
-        #expect(results.filter { $0["result"] as? String == "changed" }.count == 3)
-    }
-}
-
-@Suite("Jobs: lost answers", .serialized)
-struct LostAnswerTests {
-    @Test("a create whose answer is lost is not retried and is reported as a possible orphan by name; the next run converges")
-    func possibleOrphan() throws {
-        let fixture = try JobFixture(instances: 3, workspaces: 1, groups: 0)
-        try fixture.sim.control("POST", "faults", #"{"target": "workspace:TSIM0001", "endpoint": "slack:apps.manifest.create", "drop_response_rate": 1}"#)
-        let lost = try fixture.provision(["--instance", "wandb-0001", "--json"])
-        #expect(lost.status == 1)
-        let detail = (JobFixture.lines(lost).first?["detail"] as? String) ?? ""
-        #expect(detail.contains("possible orphan"))
-        #expect(detail.contains(#""W&B alerts wandb-0001""#))
-        #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 1, "a create that may have happened is never sent twice")
-        let audit = try fixture.cli.run(["audit", "list", "--json"]).stdout
-        #expect(audit.contains(#""phase":"failed""#) && audit.contains("possible orphan"))
-
-        try fixture.sim.control("DELETE", "faults")
-        let rerun = try fixture.provision(["--instance", "wandb-0001"])
-        #expect(rerun.status == 0, "\(rerun.output)")
-        let apps = (try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []).filter {
-            (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts wandb-0001"
+extension JobSuites {
+    @Suite("Jobs: time budget")
+    struct TimeBudgetTests {
+        @Test("--max-duration: no new change starts after it, the run exits 75, and the next run carries on")
+        func maxDuration() throws {
+            // Slack's real Tier 1 pace (one write a minute per workspace), on a simulator whose own quota is not binding.
+            let fixture = try JobFixture(instances: 4, workspaces: 1, groups: 0, timeScale: 1,
+                                         simConfig: #"{"rollout_delay_ms": 100, "tier_quota": {"tier1": 1000}, "tier_burst": {"tier1": 1000}}"#)
+            let slow = try FastJobFile.write("provision-app", scale: 1, in: fixture.directory, settle: 30)
+            let started = Date()
+            let first = try fixture.cli.run(["provision-app", "--all", "--job-file", slow, "--max-duration", "3s", "--json"], timeout: 60)
+            #expect(first.status == 75, "\(first.output)")
+            #expect(Date().timeIntervalSince(started) < 30, "the pace wait ended at the time budget")
+            let counts = JobFixture.lines(first).last?["counts"] as? [String: Int] ?? [:]
+            #expect(counts["changed"] == 1, "one app per minute: one instance done")
+            #expect(counts["deferred"] == 3)
+            #expect(first.stderr.contains("ETA 3 min"))
+            #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+            let fast = try FastJobFile.write("provision-app", scale: 1000, in: fixture.directory, settle: 30)
+            let rest = try fixture.cli.run(["provision-app", "--all", "--job-file", fast, "--json"], timeout: 120)
+            #expect(rest.status == 0, "\(rest.output)")
+            #expect((JobFixture.lines(rest).last?["counts"] as? [String: Int])?["ok"] == 1, "the first instance is left as it is")
         }
-        #expect(apps.count == 2, "the orphan and the app now in use: the orphan was reported, not hidden")
-        #expect(try fixture.sim.instances()["wandb-0001"]?.canDeliver == true)
-        #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+    }
+}
+
+extension JobSuites {
+    @Suite("Jobs: group timeout")
+    struct GroupTimeoutTests {
+        @Test("a group whose work outlasts group_timeout_seconds fails with that reason; the others are not held up")
+        func groupTimeout() throws {
+            let fixture = try JobFixture(instances: 4, workspaces: 1, groups: 0, simConfig: #"{"rollout_delay_ms": 100}"#)
+            try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0001", "slow_rollout_ms": 20000}"#)
+            let short = try FastJobFile.write("provision-app", scale: 600, in: fixture.directory, settle: 60, groupTimeout: 2)
+            let started = Date()
+            let run = try fixture.cli.run(["provision-app", "--all", "--job-file", short, "--max-failures", "3", "--json"], timeout: 60)
+            #expect(run.status == 1)
+            #expect(Date().timeIntervalSince(started) < 15, "the slow group gave up at its timeout, not at the 60 s settle timeout")
+            let results = JobFixture.lines(run).filter { $0["instance"] != nil }
+            let slow = results.first { $0["instance"] as? String == "wandb-0001" }
+            #expect(slow?["result"] as? String == "failed")
+            let detail = (slow?["detail"] as? String) ?? ""
+            #expect(detail.contains("group_timeout_seconds"))
+            #expect(results.filter { $0["result"] as? String == "changed" }.count == 3)
+        }
+    }
+}
+
+extension JobSuites {
+    @Suite("Jobs: lost answers")
+    struct LostAnswerTests {
+        @Test("a create whose answer is lost is not retried and is reported as a possible orphan by name; the next run converges")
+        func possibleOrphan() throws {
+            let fixture = try JobFixture(instances: 3, workspaces: 1, groups: 0)
+            try fixture.sim.control("POST", "faults", #"{"target": "workspace:TSIM0001", "endpoint": "slack:apps.manifest.create", "drop_response_rate": 1}"#)
+            let lost = try fixture.provision(["--instance", "wandb-0001", "--json"])
+            #expect(lost.status == 1)
+            let detail = (JobFixture.lines(lost).first?["detail"] as? String) ?? ""
+            #expect(detail.contains("possible orphan"))
+            #expect(detail.contains(#""W&B alerts wandb-0001""#))
+            #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 1, "a create that may have happened is never sent twice")
+            let audit = try fixture.cli.run(["audit", "list", "--json"]).stdout
+            #expect(audit.contains(#""phase":"failed""#) && audit.contains("possible orphan"))
+
+            try fixture.sim.control("DELETE", "faults")
+            let rerun = try fixture.provision(["--instance", "wandb-0001"])
+            #expect(rerun.status == 0, "\(rerun.output)")
+            let apps = (try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []).filter {
+                (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts wandb-0001"
+            }
+            #expect(apps.count == 2, "the orphan and the app now in use: the orphan was reported, not hidden")
+            #expect(try fixture.sim.instances()["wandb-0001"]?.canDeliver == true)
+            #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+        }
+    }
+}
+
+extension JobSuites {
+    @Suite("Jobs: verify-delivery")
+    struct VerifyDeliveryTests {
+        @Test("every instance proves delivery; one poll of a channel serves every instance waiting on it")
+        func allDelivered() throws {
+            let fixture = try JobFixture(instances: 20, workspaces: 2, groups: 1, groupSize: 4, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 300}"#)
+            #expect(try fixture.provision().status == 0)
+            try fixture.sim.control("POST", "calls/reset")
+            let run = try fixture.cli.run(["verify-delivery", "--all", "--pace-scale", "600", "--timeout", "20s", "--json",
+                                           "--metrics-file", fixture.directory.file("delivery.prom")], timeout: 120)
+            #expect(run.status == 0, "\(run.output)")
+            let results = JobFixture.lines(run).filter { $0["instance"] != nil }
+            #expect(results.count == 20)
+            #expect(results.allSatisfy { ($0["checks"] as? [String: String])?.values.allSatisfy { $0 == "ok" } == true })
+            #expect(results.allSatisfy { ($0["delivery_seconds"] as? Double) != nil })
+            let calls = try fixture.sim.calls()
+            #expect((calls["slack:conversations.history"] ?? 0) < 20, "polls grow with channels and rounds, not instances: \(calls)")
+            #expect(calls.keys.allSatisfy { !$0.contains("create") && !$0.contains("update") && !$0.hasPrefix("k8s:PATCH") }, "it changes nothing")
+            let metrics = try String(contentsOfFile: fixture.directory.file("delivery.prom"), encoding: .utf8)
+            #expect(metrics.contains(#"slackfleet_delivery_ok{instance="wandb-0001"} 1"#))
+            #expect(metrics.contains("slackfleet_delivery_latency_seconds{instance=\"wandb-0001\"}"))
+            let audit = try fixture.cli.run(["audit", "list", "--json"]).stdout
+            #expect(!audit.contains("verify-delivery"), "no audit entry beyond the run record")
+        }
+
+        @Test("each failure names its check: wrong client ID, missing redirect URL, missing scope, instance down, alert never arrives")
+        func failuresNamed() throws {
+            let fixture = try JobFixture(instances: 20, workspaces: 2, groups: 0, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 200}"#)
+            #expect(try fixture.provision().status == 0)
+            let apps = try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []
+            func app(of instance: String) -> [String: Any]? {
+                apps.first { (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts \(instance)" }
+            }
+            // wandb-0010 (exec) now runs on a client ID of no app.
+            try fixture.sim.control("POST", "instances/wandb-0010/credentials", #"{"client_id": "1111111111.2222222222", "client_secret": "x"}"#)
+            // wandb-0020 (exec) keeps the right client ID with a wrong secret: its alerts go nowhere.
+            let clientID = try #require(app(of: "wandb-0020")?["client_id"] as? String)
+            try fixture.sim.control("POST", "instances/wandb-0020/credentials", #"{"client_id": "\#(clientID)", "client_secret": "wrong"}"#)
+            let redirectApp = try #require(app(of: "wandb-0003")?["app_id"] as? String)
+            try fixture.sim.control("POST", "apps/\(redirectApp)/edit", #"{"pointer": "/oauth_config/redirect_urls", "value": ["https://elsewhere.example.com"]}"#)
+            let scopeApp = try #require(app(of: "wandb-0004")?["app_id"] as? String)
+            try fixture.sim.control("POST", "apps/\(scopeApp)/edit", #"{"pointer": "/oauth_config/scopes/bot", "value": ["chat:write"]}"#)
+            try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0005", "down": true}"#)
+            Thread.sleep(forTimeInterval: 0.5)
+
+            let run = try fixture.cli.run(["verify-delivery", "--all", "--pace-scale", "600", "--timeout", "4s", "--max-failures", "100%", "--json"], timeout: 120)
+            #expect(run.status == 1)
+            let results = Dictionary(uniqueKeysWithValues: JobFixture.lines(run).compactMap { line -> (String, [String: Any])? in
+                (line["instance"] as? String).map { ($0, line) }
+            })
+            func failing(_ name: String) -> [String] {
+                let checks = results[name]?["checks"] as? [String: String] ?? [:]
+                return checks.filter { $0.value != "ok" && $0.value != "skipped" }.keys.sorted()
+            }
+            #expect(failing("wandb-0010").contains("client_id"))
+            #expect(failing("wandb-0020") == ["delivered"], "the right client ID, but the alert never arrives")
+            #expect(failing("wandb-0003").contains("redirect"))
+            #expect(failing("wandb-0004").contains("scope"))
+            #expect(!failing("wandb-0005").isEmpty, "a down instance fails")
+            let downDetail = (results["wandb-0005"]?["detail"] as? String) ?? ""
+            #expect(downDetail.contains("ready"))
+            #expect(failing("wandb-0001").isEmpty)
+            #expect(results.values.filter { $0["result"] as? String == "ok" }.count == 15)
+        }
     }
 }

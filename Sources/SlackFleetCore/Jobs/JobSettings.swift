@@ -64,7 +64,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
                 "settings": ["org_deploy_enabled": false, "socket_mode_enabled": false, "token_rotation_enabled": false],
             ]
         }
-        if job == "sync-redirects" { settings.concurrency = 32 }
+        if job == "sync-redirects" || job == "verify-delivery" { settings.concurrency = 32 }
         return settings
     }
 

@@ -22,9 +22,14 @@ public struct InstanceResult: Sendable, Codable, Equatable {
     public var outcome: Outcome
     public var detail: String
     public var durationMS: Int
+    /// verify-delivery: each check's verdict (`ok`, or why not), in `VerifyDelivery.checkNames` order.
+    public var checks: [String: String]?
+    /// verify-delivery: seconds from the test alert to its message in the channel.
+    public var deliverySeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case instance, appGroup = "app_group", workspace, outcome = "result", detail, durationMS = "duration_ms"
+        case checks, deliverySeconds = "delivery_seconds"
     }
 
     public init(instance: String, appGroup: String, workspace: String, outcome: Outcome, detail: String, durationMS: Int = 0) {

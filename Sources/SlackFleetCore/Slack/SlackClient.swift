@@ -146,6 +146,14 @@ public struct SlackClient: Sendable {
         try call("apps.manifest.update", token: token, ["app_id": appID, "manifest": manifest.canonicalJSON])["permissions_updated"]?.boolValue ?? false
     }
 
+    /// Messages of `channel` newer than `oldest` (a Slack ts): text and ts, newest first, up to 200.
+    public func history(channel: String, oldest: String, token: SecretValue) throws -> [(text: String, ts: Double?)] {
+        let json = try call("conversations.history", token: token, ["channel": channel, "oldest": oldest, "limit": "200"])
+        return json["messages"]?.listValue?.compactMap { message in
+            message["text"]?.stringValue.map { ($0, message["ts"]?.stringValue.flatMap(Double.init)) }
+        } ?? []
+    }
+
     public func delete(appID: String, token: SecretValue) throws {
         _ = try call("apps.manifest.delete", token: token, ["app_id": appID])
     }

@@ -28,6 +28,29 @@ public struct WandbClient: Sendable {
         return ServerInfo(slackClientID: info?["slackClientID"]?.stringValue, frontendHost: info?["frontendHost"]?.stringValue)
     }
 
+    /// Whether the instance answers `/ready` with 200.
+    public func ready() throws -> Bool {
+        var base = instance.baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        var spec = HTTPRequestSpec(method: "GET", url: base + "/ready", allowInsecureHTTP: instance.allowInsecureHTTP)
+        if let left = control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
+        metrics.called("wandb:ready")
+        return try transport.send(spec).status == 200
+    }
+
+    /// Sends a test alert through the instance (`notifyScriptableRunAlert`); returns its `success`.
+    /// Success does not prove Slack received it: only the message in the channel does.
+    public func notifyAlert(entity: String, project: String, run: String, title: String, text: String) throws -> Bool {
+        let mutation = """
+            mutation NotifyScriptableRunAlert($entityName: String!, $projectName: String!, $runName: String!, $title: String!, $text: String!, $severity: AlertSeverity = INFO, $waitDuration: Duration) {
+              notifyScriptableRunAlert(input: {entityName: $entityName, projectName: $projectName, runName: $runName, title: $title, text: $text, severity: $severity, waitDuration: $waitDuration}) { success }
+            }
+            """
+        let data = try query(mutation, variables: ["entityName": .string(entity), "projectName": .string(project), "runName": .string(run),
+                                                   "title": .string(title), "text": .string(text), "severity": "INFO"])
+        return data["notifyScriptableRunAlert"]?["success"]?.boolValue == true
+    }
+
     /// Runs a GraphQL operation; returns `data`, or throws the first error.
     public func query(_ text: String, variables: [String: JSON] = [:]) throws -> JSON {
         var base = instance.baseURL

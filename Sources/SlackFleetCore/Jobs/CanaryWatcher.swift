@@ -1,0 +1,70 @@
+import Foundation
+
+/// Waits for test alerts to show in canary channels, with one poll of a channel serving every
+/// instance waiting on it: `conversations.history` calls grow with channels and polling rounds,
+/// not with instances.
+///
+/// Whoever waits on a channel that nobody is polling becomes its poller for one round, then
+/// hands the role on; the rounds back off from 1 s to 5 s.
+public final class CanaryWatcher: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var waiting: [String: [String: Double]] = [:]
+    private var seen: [String: Double] = [:]
+    private var polling: Set<String> = []
+    private var nextPoll: [String: Date] = [:]
+    private var interval: [String: TimeInterval] = [:]
+
+    public init() {}
+
+    /// Starts watching for `nonce` before anyone waits for it, so every poll looks for it: a
+    /// group's alerts are all sent first and then awaited one by one.
+    public func expect(nonce: String, sentAt: Date, channel: String) {
+        condition.lock()
+        waiting[channel, default: [:]][nonce] = sentAt.timeIntervalSince1970
+        condition.unlock()
+    }
+
+    /// Waits until a message holding `nonce` appears in `channel`, or until `deadline`.
+    /// Returns the seconds from `sentAt` to the message (by its Slack timestamp when it has
+    /// one), or nil if it never came.
+    public func await(nonce: String, sentAt: Date, channel: String, deadline: Date, control: RunControl,
+                      poll: (_ oldest: String) throws -> [(text: String, ts: Double?)]) throws -> TimeInterval? {
+        condition.lock()
+        if waiting[channel]?[nonce] == nil, seen[nonce] == nil { waiting[channel, default: [:]][nonce] = sentAt.timeIntervalSince1970 }
+        defer {
+            waiting[channel]?.removeValue(forKey: nonce)
+            seen.removeValue(forKey: nonce)
+            condition.unlock()
+        }
+        while true {
+            if let at = seen[nonce] { return max(0, at - sentAt.timeIntervalSince1970) }
+            if let stop = control.stop { throw RunControl.Interrupted(reason: stop) }
+            let now = Date()
+            if now >= deadline { return nil }
+            let due = nextPoll[channel] ?? .distantPast
+            if !polling.contains(channel), now >= due {
+                polling.insert(channel)
+                let oldest = (waiting[channel]?.values.min() ?? sentAt.timeIntervalSince1970) - 5
+                condition.unlock()
+                let messages = (try? poll(String(format: "%.6f", oldest))) ?? []
+                condition.lock()
+                polling.remove(channel)
+                let pause = min((interval[channel] ?? 0.7) * 1.5, 5)
+                interval[channel] = pause
+                nextPoll[channel] = Date().addingTimeInterval(pause)
+                let polledAt = Date().timeIntervalSince1970
+                for (waiter, sent) in waiting[channel] ?? [:] {
+                    if let message = messages.first(where: { $0.text.contains(waiter) }) {
+                        // Slack's timestamp when it is plausible (between the send and this poll);
+                        // otherwise (a clock apart from ours) the time of the poll that saw it.
+                        let ts = message.ts.flatMap { (sent - 1...polledAt + 1).contains($0) ? $0 : nil }
+                        seen[waiter] = ts ?? polledAt
+                    }
+                }
+                condition.broadcast()
+                continue
+            }
+            _ = condition.wait(until: min(deadline, polling.contains(channel) ? deadline : max(due, now.addingTimeInterval(0.05))))
+        }
+    }
+}
