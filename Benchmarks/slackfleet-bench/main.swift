@@ -334,6 +334,33 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
     print(String(format: "provision-app on a mixed fleet (800 operator-v2, 100 operator-v1, 100 exec hooks): %.2f s, %d changed, CPU %.1f ms per instance (hooks excluded), peak RSS %.1f MB",
                  mixedRun.seconds, (summary(mixedRun.stdout)["counts"] as? [String: Int])?["changed"] ?? 0, mixedRun.cpu, Double(mixedRun.peakKB) / 1024))
 
+    // verify-delivery: 1,000 instances in 10 workspaces (app groups of 100, one app export each),
+    // Slack's Tier 3 quota of 50 a minute in the simulator, 20 ms latency; against one instance's check.
+    let verify = work + "/verify"
+    try FileManager.default.createDirectory(atPath: verify, withIntermediateDirectories: true)
+    let (verifySim, verifyBase) = try startSim(simBinary, ["--instances", "1000", "--workspaces", "10", "--app-groups", "10", "--group-size", "100",
+                                                           "--latency", "20ms", "--registrars", "operator-v2"], inventory: verify + "/sim.yaml")
+    defer { verifySim.terminate(); verifySim.waitUntilExit() }
+    try control(verifyBase, "config", #"{"rollout_delay_ms": 0, "alert_delay_ms": 500, "tier_quota": {"tier1": 1e9}, "tier_burst": {"tier1": 1e9}}"#)
+    _ = try measureCLI(["init"], in: verify)
+    _ = try measureCLI(["inventory", "import", verify + "/sim.yaml"], in: verify)
+    _ = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound], in: verify)
+    try control(verifyBase, "calls/reset", "{}")
+    let single = try measureCLI(["verify-delivery", "--instance", "wandb-0001", "--timeout", "60s", "--json"], in: verify)
+    try control(verifyBase, "calls/reset", "{}")
+    let fleetCheck = try measureCLI(["verify-delivery", "--all", "--concurrency", "64", "--timeout", "60s", "--json"], in: verify)
+    let checked = summary(fleetCheck.stdout)
+    let polls = (checked["calls"] as? [String: Int])?["slack:conversations.history"] ?? 0
+    let okCount = (checked["counts"] as? [String: Int])?["ok"] ?? 0
+    let limited429 = (checked["rate_limited"] as? [String: Int])?.values.reduce(0, +) ?? 0
+    print(String(format: "verify-delivery: one instance %.2f s; 1000 instances %.2f s, %d ok, %d conversations.history calls, %d 429s",
+                 single.seconds, fleetCheck.seconds, okCount, polls, limited429))
+    // The latency bound of the other calls: per instance ready, serverInfo, alert at 20 ms, 1000 / 64 lanes.
+    let otherBound = 3 * 0.020 * 1000 / 64
+    measurements.append(Measurement(name: "verify-delivery, 1000 in 10 workspaces (1.5x of one + bound)", seconds: fleetCheck.seconds,
+                                    target: 1.5 * (single.seconds + otherBound)))
+    measurements.append(Measurement(name: "verify-delivery 429s (target 0)", seconds: Double(limited429), target: 0))
+
     // Tier 1 pace: 200 apps in one workspace, Slack's quota (1 a minute, a burst of 2) on a clock 600 times fast.
     let paced = work + "/paced"
     try FileManager.default.createDirectory(atPath: paced, withIntermediateDirectories: true)

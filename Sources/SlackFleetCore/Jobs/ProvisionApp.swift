@@ -68,14 +68,15 @@ public struct ProvisionApp: FleetJob {
         } catch {
             return context.all(group, .failed, ChangeExecutor.describe(error))
         }
-        return group.instances.map { instance in
+        let createdNow = created
+        return context.each(group.instances) { instance in
             do {
                 let wandb = try context.wandb(instance)
-                let changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: created)
+                let changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: createdNow)
                 let what = context.executor.dryRun ? "would register" : "registered"
                 return InstanceResult(instance: instance.name, appGroup: group.key.appGroup, workspace: workspace.id,
-                                      outcome: changed || created ? .changed : .ok,
-                                      detail: changed ? "\(what) app \(appID) (client ID \(clientID))\(created ? ", created in this run" : "")"
+                                      outcome: changed || createdNow ? .changed : .ok,
+                                      detail: changed ? "\(what) app \(appID) (client ID \(clientID))\(createdNow ? ", created in this run" : "")"
                                                       : "runs on app \(appID) (client ID \(clientID))")
             } catch {
                 return context.failure(instance, group, error)

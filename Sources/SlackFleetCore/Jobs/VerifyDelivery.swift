@@ -17,7 +17,7 @@ public struct VerifyDelivery: FleetJob {
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }
 
-    private struct Pending {
+    private struct Pending: Sendable {
         let instance: Instance
         var checks: [String: String]
         var nonce: String?
@@ -43,45 +43,48 @@ public struct VerifyDelivery: FleetJob {
             appProblem = ChangeExecutor.describe(error)
         }
 
-        // Every instance of the group checks and sends first; then all wait together.
-        var pending = group.instances.map { Pending(instance: $0, checks: [:]) }
-        for index in pending.indices {
-            let instance = pending[index].instance
+        // Every instance of the group checks and sends first (in parallel); then all wait together.
+        let expectedClientID = clientID, knownProblem = appProblem, appRedirects = redirects, appScopes = scopes
+        let pending: [Pending] = context.each(group.instances) { instance in
+            var item = Pending(instance: instance, checks: [:])
             do {
                 let wandb = try context.wandb(instance)
-                pending[index].checks["ready"] = try wandb.ready() ? "ok" : "not ready (/ready did not answer 200)"
+                item.checks["ready"] = try wandb.ready() ? "ok" : "not ready (/ready did not answer 200)"
                 let info = try wandb.serverInfo()
-                if let appProblem {
-                    pending[index].checks["client_id"] = appProblem
-                } else if info.slackClientID == clientID {
-                    pending[index].checks["client_id"] = "ok"
+                if let knownProblem {
+                    item.checks["client_id"] = knownProblem
+                } else if info.slackClientID == expectedClientID {
+                    item.checks["client_id"] = "ok"
                 } else {
-                    pending[index].checks["client_id"] = "runs on \(info.slackClientID ?? "no Slack app"), not \(clientID ?? "?")"
+                    item.checks["client_id"] = "runs on \(info.slackClientID ?? "no Slack app"), not \(expectedClientID ?? "?")"
                 }
                 let host = info.frontendHost ?? instance.hostURLs.first ?? ""
                 let normalised = (try? EndpointRules.checkURL(host, role: .hostURL, allowInsecureHTTP: true).get()) ?? host
-                pending[index].checks["redirect"] = appProblem != nil ? "app unreadable"
-                    : redirects.contains(where: { normalised == $0 || normalised.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) ? "ok"
+                item.checks["redirect"] = knownProblem != nil ? "app unreadable"
+                    : appRedirects.contains(where: { normalised == $0 || normalised.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) ? "ok"
                     : "\(normalised) is not among the app's redirect URLs"
-                pending[index].checks["scope"] = appProblem != nil ? "app unreadable" : scopes.contains("incoming-webhook") ? "ok" : "the app's bot scopes lack incoming-webhook"
+                item.checks["scope"] = knownProblem != nil ? "app unreadable" : appScopes.contains("incoming-webhook") ? "ok" : "the app's bot scopes lack incoming-webhook"
                 guard let canary = instance.canary else {
-                    pending[index].checks["alert"] = "no canary entity/project in the inventory"
-                    continue
+                    item.checks["alert"] = "no canary entity/project in the inventory"
+                    return item
                 }
                 let nonce = "slackfleet-canary-" + UUID().uuidString.lowercased().prefix(13)
                 let sentAt = Date()
                 let sent = try wandb.notifyAlert(entity: canary.entity, project: canary.project, run: "slackfleet-verify",
                                                  title: "SlackFleet delivery check \(nonce)", text: "Test alert \(nonce) from SlackFleet verify-delivery for \(instance.name).")
-                pending[index].checks["alert"] = sent ? "ok" : "notifyScriptableRunAlert answered success: false"
+                item.checks["alert"] = sent ? "ok" : "notifyScriptableRunAlert answered success: false"
                 if sent {
-                    pending[index].nonce = nonce
-                    pending[index].sentAt = sentAt
+                    item.nonce = nonce
+                    item.sentAt = sentAt
                 }
             } catch {
-                if JobContext.outcome(of: error) != .failed { return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error)) }
-                let failed = VerifyDelivery.checkNames.first { pending[index].checks[$0] == nil } ?? "ready"
-                pending[index].checks[failed] = ChangeExecutor.describe(error)
+                let failed = VerifyDelivery.checkNames.first { item.checks[$0] == nil } ?? "ready"
+                item.checks[failed] = ChangeExecutor.describe(error)
             }
+            return item
+        }
+        if let stop = context.control.stop {
+            return context.all(group, JobContext.outcome(of: RunControl.Interrupted(reason: stop)), "stopped: \(stop.rawValue)")
         }
 
         let botToken = workspace.botToken.flatMap { try? context.vault.resolve($0) }
@@ -89,7 +92,7 @@ public struct VerifyDelivery: FleetJob {
         if let channel = workspace.canaryChannel {
             for item in pending { if let nonce = item.nonce, let sentAt = item.sentAt { watcher.expect(nonce: nonce, sentAt: sentAt, channel: workspace.id + "/" + channel) } }
         }
-        return pending.map { item in
+        return context.each(pending) { item in
             var checks = item.checks
             var latency: Double?
             if let nonce = item.nonce, let sentAt = item.sentAt {

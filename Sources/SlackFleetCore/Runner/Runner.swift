@@ -67,6 +67,24 @@ public struct JobContext: Sendable {
                             settleTimeout: settings.settleTimeoutSeconds)
     }
 
+    /// Runs `body` for every item, up to `width` at once on lanes of their own (serial
+    /// DispatchQueues, like the runner's), and returns the results in the items' order. For the
+    /// instances of a large app group, which would otherwise wait on one another.
+    public func each<Item: Sendable, Result: Sendable>(_ items: [Item], width: Int = 16, _ body: @escaping @Sendable (Item) -> Result) -> [Result] {
+        guard items.count > 1 else { return items.map(body) }
+        let results = OrderedResults<Result>(count: items.count)
+        let group = DispatchGroup()
+        for lane in 0..<min(width, items.count) {
+            DispatchQueue(label: "slackfleet.instance-lane.\(lane)").async(group: group) {
+                while let index = results.take(limit: items.count) {
+                    results.set(index, body(items[index]))
+                }
+            }
+        }
+        group.wait()
+        return results.all()
+    }
+
     /// The results for every instance of `group` when the whole group failed or stopped.
     public func all(_ group: GroupWork, _ outcome: InstanceResult.Outcome, _ detail: String) -> [InstanceResult] {
         group.instances.map { InstanceResult(instance: $0.name, appGroup: group.key.appGroup, workspace: group.workspace.id, outcome: outcome, detail: detail) }
@@ -283,5 +301,36 @@ private final class SharedRunState: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return finished
+    }
+}
+
+/// Slots filled by several lanes; also hands out the next index to work on.
+final class OrderedResults<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Value?]
+    private var cursor = 0
+
+    init(count: Int) {
+        slots = Array(repeating: nil, count: count)
+    }
+
+    func set(_ index: Int, _ value: Value) {
+        lock.lock()
+        slots[index] = value
+        lock.unlock()
+    }
+
+    func take(limit: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard cursor < limit else { return nil }
+        cursor += 1
+        return cursor - 1
+    }
+
+    func all() -> [Value] {
+        lock.lock()
+        defer { lock.unlock() }
+        return slots.compactMap { $0 }
     }
 }
