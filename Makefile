@@ -22,8 +22,10 @@ bench:
 	$(SWIFT) build -c release --product slackfleet-bench
 	$(SWIFT) build -c release --product fleet-sim
 	$(SWIFT) build -c release --product fleet-sim-bench
-	./.build/release/slackfleet-bench --cli ./.build/release/slackfleet --fleet-sim ./.build/release/fleet-sim
-	./.build/release/fleet-sim-bench --fleet-sim ./.build/release/fleet-sim
+	@status=0; \
+	./.build/release/slackfleet-bench --cli ./.build/release/slackfleet --fleet-sim ./.build/release/fleet-sim || status=1; \
+	./.build/release/fleet-sim-bench --fleet-sim ./.build/release/fleet-sim || status=1; \
+	exit $$status
 
 install:
 	$(SWIFT) build -c release --product slackfleet
