@@ -6,10 +6,6 @@ public struct KubernetesClient: Sendable {
     let token: SecretValue
     let allowInsecureHTTP: Bool
     let environment: CallEnvironment
-    var transport: HTTPTransport { environment.transport }
-    var retry: RetryPolicy { environment.retry }
-    var control: RunControl { environment.control }
-    var metrics: CallMetrics { environment.metrics }
 
     public init(target: KubernetesTarget, token: SecretValue, allowInsecureHTTP: Bool, environment: CallEnvironment) {
         self.target = target
@@ -40,15 +36,15 @@ public struct KubernetesClient: Sendable {
         var headers = [("Authorization", "Bearer \(token.revealed)"), ("Accept", "application/json")]
         if body != nil { headers.append(("Content-Type", "application/merge-patch+json")) }
         var spec = HTTPRequestSpec(method: method, url: base + path, headers: headers, body: body?.data, allowInsecureHTTP: allowInsecureHTTP)
-        if let left = control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
-        return try retry.run(control, onRetry: { _, _ in metrics.retried() }) {
-            metrics.called("k8s:\(method)")
-            let reply = try transport.send(spec)
+        if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
+        return try environment.retry.run(environment.control, onRetry: { _, _ in environment.metrics.retried() }) {
+            environment.metrics.called("k8s:\(method)")
+            let reply = try environment.transport.send(spec)
             let json = try? JSON.parse(reply.body)
             guard (200...299).contains(reply.status) else {
                 throw ServiceError(service: "kubernetes", target: "\(method) \(path)", status: reply.status,
                                    code: json?["reason"]?.stringValue ?? "http_\(reply.status)", message: json?["message"]?.stringValue ?? "",
-                                   retryAfter: reply.headers["retry-after"].flatMap(Double.init))
+                                   retryAfter: reply.headers["environment.retry-after"].flatMap(Double.init))
             }
             guard let json else {
                 throw ServiceError(service: "kubernetes", target: "\(method) \(path)", status: reply.status, code: "unreadable_answer")

@@ -34,10 +34,6 @@ public struct SlackClient: Sendable {
     public let workspace: Workspace
     let pacer: SlackPacer
     let environment: CallEnvironment
-    var transport: HTTPTransport { environment.transport }
-    var retry: RetryPolicy { environment.retry }
-    var control: RunControl { environment.control }
-    var metrics: CallMetrics { environment.metrics }
 
     public init(workspace: Workspace, pacer: SlackPacer, environment: CallEnvironment) {
         self.workspace = workspace
@@ -53,7 +49,7 @@ public struct SlackClient: Sendable {
 
     /// Calls `method` with form fields (every method accepts them); returns the success body.
     public func call(_ method: String, token: SecretValue?, _ fields: [String: String] = [:], idempotent: Bool = true) throws -> JSON {
-        let retry = idempotent ? self.retry : self.retry.nonIdempotent
+        let retry = idempotent ? environment.retry : environment.retry.nonIdempotent
         let tier = SlackClient.tiers[method] ?? .tier3
         var base = workspace.apiURL
         if !base.hasSuffix("/") { base += "/" }
@@ -63,20 +59,20 @@ public struct SlackClient: Sendable {
         if let token { headers.append(("Authorization", "Bearer \(token.revealed)")) }
         var spec = HTTPRequestSpec(method: "POST", url: base + method, headers: headers, body: Data(body.utf8),
                                    allowInsecureHTTP: workspace.allowInsecureHTTP)
-        if let left = control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
-        return try retry.run(control, onRetry: { error, _ in
-            metrics.retried()
+        if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
+        return try retry.run(environment.control, onRetry: { error, _ in
+            environment.metrics.retried()
             if let error = error as? ServiceError, error.status == 429 {
                 pacer.pause(workspace: workspace.id, tier: tier, seconds: error.retryAfter ?? 30)
             }
         }) {
-            try pacer.acquire(workspace: workspace.id, tier: tier, control: control)
-            metrics.called("slack:\(method)")
-            let reply = try transport.send(spec)
+            try pacer.acquire(workspace: workspace.id, tier: tier, control: environment.control)
+            environment.metrics.called("slack:\(method)")
+            let reply = try environment.transport.send(spec)
             if reply.status == 429 {
-                metrics.rateLimited(workspace.id)
+                environment.metrics.rateLimited(workspace.id)
                 throw ServiceError(service: "slack", target: method, status: 429, code: "ratelimited",
-                                   retryAfter: reply.headers["retry-after"].flatMap(Double.init))
+                                   retryAfter: reply.headers["environment.retry-after"].flatMap(Double.init))
             }
             guard reply.status == 200 else {
                 throw ServiceError(service: "slack", target: method, status: reply.status, code: "http_\(reply.status)")

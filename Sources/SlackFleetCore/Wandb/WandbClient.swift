@@ -5,10 +5,6 @@ public struct WandbClient: Sendable {
     public let instance: Instance
     let apiKey: SecretValue
     let environment: CallEnvironment
-    var transport: HTTPTransport { environment.transport }
-    var retry: RetryPolicy { environment.retry }
-    var control: RunControl { environment.control }
-    var metrics: CallMetrics { environment.metrics }
 
     public init(instance: Instance, apiKey: SecretValue, environment: CallEnvironment) {
         self.instance = instance
@@ -33,9 +29,9 @@ public struct WandbClient: Sendable {
         var base = instance.baseURL
         while base.hasSuffix("/") { base.removeLast() }
         var spec = HTTPRequestSpec(method: "GET", url: base + "/ready", allowInsecureHTTP: instance.allowInsecureHTTP)
-        if let left = control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
-        metrics.called("wandb:ready")
-        return try transport.send(spec).status == 200
+        if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
+        environment.metrics.called("wandb:ready")
+        return try environment.transport.send(spec).status == 200
     }
 
     /// Sends a test alert through the instance (`notifyScriptableRunAlert`); returns its `success`.
@@ -59,10 +55,10 @@ public struct WandbClient: Sendable {
         var spec = HTTPRequestSpec(method: "POST", url: base + "/graphql",
                                    headers: [("Content-Type", "application/json"), ("Authorization", "Basic " + Data("api:\(apiKey.revealed)".utf8).base64EncodedString())],
                                    body: body.data, allowInsecureHTTP: instance.allowInsecureHTTP)
-        if let left = control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
-        return try retry.run(control, onRetry: { _, _ in metrics.retried() }) {
-            metrics.called("wandb:graphql")
-            let reply = try transport.send(spec)
+        if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
+        return try environment.retry.run(environment.control, onRetry: { _, _ in environment.metrics.retried() }) {
+            environment.metrics.called("wandb:graphql")
+            let reply = try environment.transport.send(spec)
             let json = try? JSON.parse(reply.body)
             let firstError = json?["errors"]?.listValue?.first?["message"]?.stringValue
             if reply.status == 401 || reply.status == 403 {
@@ -71,7 +67,7 @@ public struct WandbClient: Sendable {
             }
             guard reply.status == 200 else {
                 throw ServiceError(service: "wandb", target: instance.name, status: reply.status, code: firstError == nil ? "http_\(reply.status)" : "graphql_error",
-                                   message: firstError ?? "", retryAfter: reply.headers["retry-after"].flatMap(Double.init))
+                                   message: firstError ?? "", retryAfter: reply.headers["environment.retry-after"].flatMap(Double.init))
             }
             if let firstError {
                 throw ServiceError(service: "wandb", target: instance.name, status: 200, code: "graphql_error", message: firstError)
