@@ -362,3 +362,38 @@ extension JobSuites {
         }
     }
 }
+
+extension JobSuites {
+    @Suite("Jobs: no secret leaks")
+    struct SecretLeakTests {
+        @Test("no secret value appears in stdout, stderr, debug logs, metrics, the audit export or the database files")
+        func noLeaks() throws {
+            let fixture = try JobFixture(instances: 10, workspaces: 2, groups: 1, groupSize: 3, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)
+            var outputs: [String] = []
+            for job in [["provision-app", "--job-file", fixture.provisionFile], ["sync-redirects", "--job-file", fixture.syncFile],
+                        ["verify-delivery", "--pace-scale", "600", "--timeout", "20s"]] {
+                for extra in [["--log-level", "debug"], ["--json", "--metrics-file", fixture.directory.file("\(job[0]).prom")]] {
+                    let run = try fixture.cli.run(job + ["--all"] + extra, timeout: 120)
+                    #expect(run.status == 0, "\(job[0]): \(run.stderr.suffix(500))")
+                    outputs.append(run.output)
+                }
+                outputs.append((try? String(contentsOfFile: fixture.directory.file("\(job[0]).prom"), encoding: .utf8)) ?? "")
+            }
+            outputs.append(try fixture.cli.run(["audit", "export"]).output)
+            outputs.append(try fixture.cli.run(["inventory", "export"]).output)
+            outputs.append(try fixture.cli.run(["inventory", "show", "wandb-0001", "--json"]).output)
+            // Every secret the fleet holds: the simulator's issued tokens and keys, and the apps' client secrets.
+            let secretFiles = try FileManager.default.contentsOfDirectory(atPath: fixture.sim.inventory + ".secrets")
+            var secrets = try secretFiles.map { try String(contentsOfFile: fixture.sim.inventory + ".secrets/" + $0, encoding: .utf8) }
+            let apps = try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []
+            secrets += apps.compactMap { $0["client_secret"] as? String }
+            #expect(secrets.count > 30)
+            var database = Data()
+            for suffix in ["", "-wal"] { database.append(FileManager.default.contents(atPath: fixture.directory.file("slackfleet.db" + suffix)) ?? Data()) }
+            for secret in secrets {
+                #expect(!outputs.contains { $0.contains(secret) }, "a secret of \(secret.count) characters leaked into output")
+                #expect(database.range(of: Data(secret.utf8)) == nil, "a secret is stored in the clear")
+            }
+        }
+    }
+}
