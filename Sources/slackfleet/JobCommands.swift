@@ -85,7 +85,7 @@ enum JobCommand {
             logger.logLevel = (options.logLevel ?? ProcessInfo.processInfo.environment["SLACKFLEET_LOG_LEVEL"]).flatMap(Logger.Level.init(rawValue:)) ?? .warning
             logger[metadataKey: "run-id"] = "\(audit.context.runID)"
             let runner = Runner(store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit, control: control, logger: logger)
-            let progress = ProgressLine(enabled: !options.json && isatty(STDERR_FILENO) == 1)
+            let progress = ProgressLine(terminal: isatty(STDERR_FILENO) == 1)
             runner.onProgress = { done, total, results in progress.update(done: done, total: total, results: results) }
             let report = try runner.run(job, options: runOptions) { Console.note($0) }
             progress.finish()
@@ -188,26 +188,37 @@ final class SignalTrap: @unchecked Sendable {
     }
 }
 
-/// A live progress line on a terminal (stderr), never in a log or a pipe.
+/// Progress on stderr, with the ETA the pace so far implies: a live line on a terminal; in a
+/// log (cron), a line at most once a minute. Standard output is left to the results.
 final class ProgressLine: @unchecked Sendable {
-    private let enabled: Bool
+    private let terminal: Bool
     private let lock = NSLock()
+    private let started = Date()
+    private var lastLogged = Date()
 
-    init(enabled: Bool) {
-        self.enabled = enabled
+    init(terminal: Bool) {
+        self.terminal = terminal
     }
 
     func update(done: Int, total: Int, results: [InstanceResult]) {
-        guard enabled else { return }
         lock.lock()
         defer { lock.unlock() }
+        guard terminal || Date().timeIntervalSince(lastLogged) >= 60 else { return }
+        lastLogged = Date()
         let changed = results.filter { $0.outcome == .changed }.count, failed = results.filter { $0.outcome == .failed }.count
-        FileHandle.standardError.write(Data("\r\u{1b}[K[\(done)/\(total) app groups] changed=\(changed) failed=\(failed)".utf8))
+        let elapsed = Date().timeIntervalSince(started)
+        let eta = done > 0 && done < total ? " ETA \(ProgressLine.duration(elapsed / Double(done) * Double(total - done)))" : ""
+        let line = "[\(done)/\(total) app groups] changed=\(changed) failed=\(failed)\(eta)"
+        FileHandle.standardError.write(Data((terminal ? "\r\u{1b}[K" + line : line + "\n").utf8))
     }
 
     func finish() {
-        guard enabled else { return }
+        guard terminal else { return }
         FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
+    }
+
+    static func duration(_ seconds: TimeInterval) -> String {
+        seconds < 90 ? "\(Int(seconds.rounded())) s" : seconds < 5400 ? "\(Int((seconds / 60).rounded())) min" : String(format: "%.1f h", seconds / 3600)
     }
 }
 
