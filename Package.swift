@@ -71,7 +71,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "slackfleet-bench",
-            dependencies: ["SlackFleetCore"],
+            dependencies: ["SlackFleetCore", "SlackFleetTestSupport"],
             path: "Benchmarks/slackfleet-bench"
         ),
         .target(

@@ -7,6 +7,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import SlackFleetCore
+import SlackFleetTestSupport
 
 struct Measurement {
     let name: String
@@ -196,31 +197,6 @@ final class ManagedAtomicCounter: @unchecked Sendable {
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
 
-/// Starts fleet-sim with `arguments`, returns its process and base URL.
-func startSim(_ binary: String, _ arguments: [String], inventory: String) throws -> (Process, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = ["serve"] + arguments + ["--inventory-out", inventory]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    var line = Data()
-    while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line.append(byte) }
-    return (process, String(decoding: line, as: UTF8.self))
-}
-
-/// A control API call to the simulator.
-func control(_ base: String, _ path: String, _ body: String) throws {
-    guard let url = URL(string: base + "/_sim/" + path) else { return }
-    var request = URLRequest(url: url)
-    request.httpMethod = "POST"
-    request.httpBody = Data(body.utf8)
-    let done = DispatchSemaphore(value: 0)
-    URLSession.shared.dataTask(with: request) { _, _, _ in done.signal() }.resume()
-    _ = done.wait(timeout: .now() + 10)
-}
-
 /// Runs the CLI, returns (wall seconds, stdout, children's CPU seconds used by it, children's peak RSS in KB so far).
 func measureCLI(_ arguments: [String], in directory: String) throws -> (seconds: Double, stdout: String, cpu: Double, peakKB: Int) {
     var before = rusage()
@@ -297,11 +273,13 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
         .write(toFile: unbound, atomically: true, encoding: .utf8)
     // Every instance on the operator-v2 registrar: the latency bound counts HTTP calls, and an exec
     // hook's own start-up is not one (a mixed fleet is measured after).
-    let (sim, base) = try startSim(simBinary, ["--instances", "1000", "--workspaces", "10", "--latency", "20ms", "--registrars", "operator-v2"], inventory: work + "/sim.yaml")
-    defer { sim.terminate(); sim.waitUntilExit() }
-    try control(base, "config", #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
+    let simDirectory = TemporaryDirectory("bench")  // kept alive: it holds the inventory
+    let sim = try FleetSimProcess(["--instances", "1000", "--workspaces", "10", "--latency", "20ms", "--registrars", "operator-v2"], directory: simDirectory, binary: simBinary)
+    let workInventory = sim.inventory
+    defer { sim.stop(); _ = simDirectory }
+    try sim.control("POST", "config", #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
     _ = try measureCLI(["init"], in: work)
-    _ = try measureCLI(["inventory", "import", work + "/sim.yaml"], in: work)
+    _ = try measureCLI(["inventory", "import", workInventory], in: work)
     let provision = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: work)
     let provisioned = summary(provision.stdout)
     let calls = (provisioned["calls"] as? [String: Int])?.values.reduce(0, +) ?? 0
@@ -325,11 +303,13 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
     // The same on a mixed fleet (10% exec hooks, each a process start-up of fleet-sim register): reported, no target.
     let mixed = work + "/mixed"
     try FileManager.default.createDirectory(atPath: mixed, withIntermediateDirectories: true)
-    let (mixedSim, mixedBase) = try startSim(simBinary, ["--instances", "1000", "--workspaces", "10", "--latency", "20ms"], inventory: mixed + "/sim.yaml")
-    defer { mixedSim.terminate(); mixedSim.waitUntilExit() }
-    try control(mixedBase, "config", #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
+    let mixedSimDirectory = TemporaryDirectory("bench")  // kept alive: it holds the inventory
+    let mixedSim = try FleetSimProcess(["--instances", "1000", "--workspaces", "10", "--latency", "20ms"], directory: mixedSimDirectory, binary: simBinary)
+    let mixedInventory = mixedSim.inventory
+    defer { mixedSim.stop(); _ = mixedSimDirectory }
+    try mixedSim.control("POST", "config", #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
     _ = try measureCLI(["init"], in: mixed)
-    _ = try measureCLI(["inventory", "import", mixed + "/sim.yaml"], in: mixed)
+    _ = try measureCLI(["inventory", "import", mixedInventory], in: mixed)
     let mixedRun = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: mixed)
     print(String(format: "provision-app on a mixed fleet (800 operator-v2, 100 operator-v1, 100 exec hooks): %.2f s, %d changed, CPU %.1f ms per instance (hooks excluded), peak RSS %.1f MB",
                  mixedRun.seconds, (summary(mixedRun.stdout)["counts"] as? [String: Int])?["changed"] ?? 0, mixedRun.cpu, Double(mixedRun.peakKB) / 1024))
@@ -338,16 +318,18 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
     // Slack's Tier 3 quota of 50 a minute in the simulator, 20 ms latency; against one instance's check.
     let verify = work + "/verify"
     try FileManager.default.createDirectory(atPath: verify, withIntermediateDirectories: true)
-    let (verifySim, verifyBase) = try startSim(simBinary, ["--instances", "1000", "--workspaces", "10", "--app-groups", "10", "--group-size", "100",
-                                                           "--latency", "20ms", "--registrars", "operator-v2"], inventory: verify + "/sim.yaml")
-    defer { verifySim.terminate(); verifySim.waitUntilExit() }
-    try control(verifyBase, "config", #"{"rollout_delay_ms": 0, "alert_delay_ms": 500, "tier_quota": {"tier1": 1e9}, "tier_burst": {"tier1": 1e9}}"#)
+    let verifySimDirectory = TemporaryDirectory("bench")  // kept alive: it holds the inventory
+    let verifySim = try FleetSimProcess(["--instances", "1000", "--workspaces", "10", "--app-groups", "10", "--group-size", "100",
+                                                           "--latency", "20ms", "--registrars", "operator-v2"], directory: verifySimDirectory, binary: simBinary)
+    let verifyInventory = verifySim.inventory
+    defer { verifySim.stop(); _ = verifySimDirectory }
+    try verifySim.control("POST", "config", #"{"rollout_delay_ms": 0, "alert_delay_ms": 500, "tier_quota": {"tier1": 1e9}, "tier_burst": {"tier1": 1e9}}"#)
     _ = try measureCLI(["init"], in: verify)
-    _ = try measureCLI(["inventory", "import", verify + "/sim.yaml"], in: verify)
+    _ = try measureCLI(["inventory", "import", verifyInventory], in: verify)
     _ = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound], in: verify)
-    try control(verifyBase, "calls/reset", "{}")
+    try verifySim.control("POST", "calls/reset", "{}")
     let single = try measureCLI(["verify-delivery", "--instance", "wandb-0001", "--timeout", "60s", "--json"], in: verify)
-    try control(verifyBase, "calls/reset", "{}")
+    try verifySim.control("POST", "calls/reset", "{}")
     let fleetCheck = try measureCLI(["verify-delivery", "--all", "--concurrency", "64", "--timeout", "60s", "--json"], in: verify)
     let checked = summary(fleetCheck.stdout)
     let polls = (checked["calls"] as? [String: Int])?["slack:conversations.history"] ?? 0
@@ -364,11 +346,13 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
     // Tier 1 pace: 200 apps in one workspace, Slack's quota (1 a minute, a burst of 2) on a clock 600 times fast.
     let paced = work + "/paced"
     try FileManager.default.createDirectory(atPath: paced, withIntermediateDirectories: true)
-    let (tierSim, tierBase) = try startSim(simBinary, ["--instances", "200", "--workspaces", "1", "--time-scale", "600"], inventory: paced + "/sim.yaml")
-    defer { tierSim.terminate(); tierSim.waitUntilExit() }
-    try control(tierBase, "config", #"{"rollout_delay_ms": 0}"#)
+    let tierSimDirectory = TemporaryDirectory("bench")  // kept alive: it holds the inventory
+    let tierSim = try FleetSimProcess(["--instances", "200", "--workspaces", "1", "--time-scale", "600"], directory: tierSimDirectory, binary: simBinary)
+    let pacedInventory = tierSim.inventory
+    defer { tierSim.stop(); _ = tierSimDirectory }
+    try tierSim.control("POST", "config", #"{"rollout_delay_ms": 0}"#)
     _ = try measureCLI(["init"], in: paced)
-    _ = try measureCLI(["inventory", "import", paced + "/sim.yaml"], in: paced)
+    _ = try measureCLI(["inventory", "import", pacedInventory], in: paced)
     let tier1 = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--pace-scale", "600", "--json"], in: paced)
     let tierSummary = summary(tier1.stdout)
     let creates = (tierSummary["calls"] as? [String: Int])?["slack:apps.manifest.create"] ?? 0

@@ -15,9 +15,9 @@ public final class FleetSimProcess: @unchecked Sendable {
     }
 
     /// Starts `fleet-sim serve ARGS --inventory-out <directory>/sim.yaml` and waits for its URL.
-    public init(_ arguments: [String], directory: TemporaryDirectory) throws {
+    public init(_ arguments: [String], directory: TemporaryDirectory, binary: String = FleetSimProcess.binary) throws {
         inventory = directory.file("sim.yaml")
-        process.executableURL = URL(fileURLWithPath: FleetSimProcess.binary)
+        process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve"] + arguments + ["--inventory-out", inventory]
         let output = Pipe()
         process.standardOutput = output

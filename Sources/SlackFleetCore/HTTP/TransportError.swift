@@ -4,7 +4,7 @@ public struct TransportError: Error, Equatable, Sendable, CustomStringConvertibl
     public enum Kind: String, Sendable {
         case timeout, connectionReset = "connection reset", connectFailed = "connection failed", responseTooLarge = "response too large"
         case redirectRefused = "redirect refused", insecureURL = "insecure URL", invalidURL = "invalid URL", tls = "TLS failure"
-        case interrupted, other = "transport failure"
+        case other = "transport failure"
     }
 
     public let kind: Kind

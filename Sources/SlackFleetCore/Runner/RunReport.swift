@@ -51,7 +51,6 @@ public struct RunReport: Sendable {
     public var finishedAt = Date()
     public var results: [InstanceResult] = []
     public var stop: RunControl.Stop?
-    public var notes: [String] = []
     /// Calls per endpoint, retries, 429s per workspace.
     public var calls: [String: Int] = [:]
     public var retries = 0

@@ -30,8 +30,6 @@ public final class SlackPacer: @unchecked Sendable {
     public let quotas: Quotas
     private let lock = NSLock()
     private var buckets: [String: Bucket] = [:]
-    private var calls: [String: Int] = [:]
-    private var limited: [String: Int] = [:]
 
     public init(quotas: Quotas = .slack) {
         self.quotas = quotas
@@ -55,7 +53,6 @@ public final class SlackPacer: @unchecked Sendable {
                 wait = bucket.pausedUntil - now
             } else if bucket.tokens >= 1 {
                 bucket.tokens -= 1
-                calls[key, default: 0] += 1
             } else {
                 wait = (1 - bucket.tokens) / rate
             }
@@ -76,7 +73,6 @@ public final class SlackPacer: @unchecked Sendable {
         bucket.pausedUntil = max(bucket.pausedUntil, now + seconds)
         bucket.tokens = 0
         buckets[key] = bucket
-        limited[key, default: 0] += 1
         lock.unlock()
     }
 
@@ -85,12 +81,5 @@ public final class SlackPacer: @unchecked Sendable {
         let burst = max(1, quotas.burst[tier] ?? 1)
         let perMinute = max(quotas.perMinute[tier] ?? 20, 0.0001)
         return max(0, Double(count) - burst) * 60 / perMinute
-    }
-
-    /// 429s seen, per workspace.
-    public var rateLimited: [String: Int] {
-        lock.lock()
-        defer { lock.unlock() }
-        return Dictionary(limited.map { (String($0.key.split(separator: "|")[0]), $0.value) }, uniquingKeysWith: +)
     }
 }
