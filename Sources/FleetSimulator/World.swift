@@ -118,7 +118,7 @@ struct SimApp {
     let teamID: String
     var manifest: JSONValue
     let clientID: String
-    let clientSecret: String
+    var clientSecret: String
     let signingSecret: String
     let verificationToken: String
     let createdAt: Double
@@ -163,6 +163,11 @@ struct SimInstance {
     var alertTitles: [String: Double] = [:]
     var alertsSent = 0
     var alertsDelivered = 0
+    /// Whether an alert would reach Slack, as of the last change that could alter it.
+    var couldDeliver = false
+    /// Times the instance went from able to deliver alerts to unable (a credential gap), and the last one's cause.
+    var deliveryLosses = 0
+    var lastDeliveryLoss: String?
 }
 
 /// Everything the simulator knows, guarded by one lock.

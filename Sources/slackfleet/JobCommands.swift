@@ -281,3 +281,78 @@ struct SyncRedirectsCommand: ParsableCommand {
 
     func run() throws { try JobCommand.run(SyncRedirects(), global: global, options: options) }
 }
+
+struct RotateSecretCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-secret",
+        abstract: "Rotate configuration tokens, and move instances to a new client secret with no moment where none works.",
+        discussion: """
+            Examples:
+              slackfleet rotate-secret --config-tokens --all                  # from cron, every few hours
+              slackfleet rotate-secret --client-secret --label env=prod --min-age 90d
+              slackfleet rotate-secret --propagate --secret-from file:/run/new-secret --instance wandb-prod-1
+            --client-secret is blue/green (Slack has no API to regenerate a secret): a new app from the
+            current manifest, registered with every instance of the app group and verified there (the
+            new client ID, then a test alert seen in the canary channel), then promoted; the old app is
+            kept for --grace and deleted by a later run. If any instance fails, every instance gets the
+            old credentials again and the new app is deleted. A run killed at any point resumes.
+            --propagate pushes a secret a person regenerated in Slack's UI, with the same stages.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: JobOptions
+    @Flag(name: .customLong("config-tokens"), help: "Rotate each selected workspace's configuration token that expires within --min-remaining.")
+    var configTokens = false
+    @Flag(name: .customLong("client-secret"), help: "Blue/green: a new app per app group, verified on every instance, then promoted.")
+    var clientSecret = false
+    @Flag(help: "Push the secret given by --secret-from (regenerated in Slack's UI) to every instance of one app.")
+    var propagate = false
+    @Option(name: .customLong("secret-from"), help: ArgumentHelp("Where the regenerated secret is: secret:NAME, env:VAR, file:PATH or exec:COMMAND (never the value itself).", valueName: "ref"))
+    var secretFrom: String?
+    @Option(name: .customLong("min-remaining"), help: ArgumentHelp("Rotate a configuration token with less than this left.", valueName: "duration"))
+    var minRemaining = "6h"
+    @Option(help: ArgumentHelp("Keep a replaced app this long for rollback; a later run deletes it.", valueName: "duration"))
+    var grace = "24h"
+    @Option(name: .customLong("min-age"), help: ArgumentHelp("Only rotate apps at least this old (for cron).", valueName: "duration"))
+    var minAge: String?
+    @Option(help: ArgumentHelp("How long to wait for each test alert in the canary channel.", valueName: "duration"))
+    var timeout = "60s"
+
+    func validate() throws {
+        guard configTokens || clientSecret || propagate else {
+            throw ValidationError("say what to rotate: --config-tokens, --client-secret, or --propagate --secret-from REF")
+        }
+        if clientSecret && propagate { throw ValidationError("--client-secret and --propagate are two ways to change a secret: use one") }
+        if propagate {
+            guard let secretFrom else { throw ValidationError("--propagate needs --secret-from REF: where the regenerated secret is (secret:NAME, env:VAR, file:PATH or exec:COMMAND)") }
+            if case .failure(let problem) = SecretReference.parse(secretFrom) {
+                throw ValidationError("--secret-from: \(problem.problem); \(problem.fix) (the value itself never goes on the command line)")
+            }
+        } else if secretFrom != nil {
+            throw ValidationError("--secret-from goes with --propagate")
+        }
+        for (flag, value) in [("--min-remaining", minRemaining), ("--timeout", timeout)] where RotateSecretCommand.seconds(value) == nil {
+            throw ValidationError("\(flag) \(value): write it like 90s, 30m, 6h or 2d")
+        }
+        if grace != "0", RotateSecretCommand.seconds(grace) == nil { throw ValidationError("--grace \(grace): write it like 30m, 24h or 7d (0 deletes the old app at once)") }
+        if let minAge, RotateSecretCommand.seconds(minAge) == nil { throw ValidationError("--min-age \(minAge): write it like 30d or 2160h") }
+    }
+
+    /// Durations with days as well as the job options' s, m and h.
+    static func seconds(_ text: String) -> TimeInterval? {
+        if text.hasSuffix("d"), let days = Double(text.dropLast()), days > 0 { return days * 86_400 }
+        return JobOptions.seconds(text)
+    }
+
+    func run() throws {
+        var job = RotateSecret()
+        job.configTokens = configTokens
+        job.clientSecret = clientSecret
+        if propagate, let secretFrom, case .success(let reference) = SecretReference.parse(secretFrom) { job.propagateFrom = reference }
+        job.minRemaining = RotateSecretCommand.seconds(minRemaining) ?? 6 * 3600
+        job.grace = grace == "0" ? 0 : RotateSecretCommand.seconds(grace) ?? 24 * 3600
+        job.minAge = minAge.flatMap(RotateSecretCommand.seconds) ?? 0
+        job.deliveryTimeout = RotateSecretCommand.seconds(timeout) ?? 60
+        try JobCommand.run(job, global: global, options: options)
+    }
+}

@@ -56,7 +56,7 @@ struct URLParsingTests {
 
 @Suite("Job settings")
 struct JobSettingsTests {
-    @Test("the shipped job files are the defaults the binary uses", arguments: ["provision-app", "sync-redirects", "verify-delivery"])
+    @Test("the shipped job files are the defaults the binary uses", arguments: ["provision-app", "sync-redirects", "verify-delivery", "rotate-secret"])
     func shippedFilesMatchDefaults(_ job: String) throws {
         let shipped = try JobSettings.load(job: job, file: PackagePaths.root + "/jobs/\(job).json")
         #expect(shipped == JobSettings.defaults(for: job))

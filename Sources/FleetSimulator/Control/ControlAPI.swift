@@ -19,6 +19,13 @@ extension Simulator {
                 return .json(.array(world.apps.values.sorted { $0.id < $1.id }.map(Simulator.describe)))
             case ("POST", let path) where path.count == 3 && path[0] == "apps" && path[2] == "edit":
                 return editApp(path[1], body, world: &world)
+            case ("POST", let path) where path.count == 3 && path[0] == "apps" && path[2] == "regenerate-secret":
+                // What a person does with "Regenerate" under App Credentials: the old secret stops working.
+                guard let app = world.apps[path[1]], !app.deleted else { return .json(["error": "no such app"], status: 404) }
+                let secret = world.hex(16)
+                world.apps[path[1]]?.clientSecret = secret
+                world.noteDelivery(team: app.teamID, cause: "the client secret of \(app.id) was regenerated")
+                return .json(["ok": true, "client_secret": .string(secret)])
             case ("GET", ["instances"]):
                 for name in world.instances.keys { world.settle(name) }
                 return .json(.array(world.instances.keys.sorted().compactMap { world.describe($0, full: false) }))
@@ -102,6 +109,7 @@ extension Simulator {
             return .json(["error": .string(violations.map { "\($0.pointer): \($0.message)" }.joined(separator: "; "))], status: 400)
         }
         world.apps[appID]?.manifest = edited
+        world.noteDelivery(team: app.teamID, cause: "an edit of \(appID) in Slack's UI")
         return .json(["ok": true])
     }
 
@@ -173,6 +181,8 @@ extension World {
             "rollout_pending": .bool(instance.pendingRollout != nil),
             "last_rollout_error": instance.lastRolloutError.map(JSONValue.string) ?? .null,
             "alerts_sent": .integer(Int64(instance.alertsSent)), "alerts_delivered": .integer(Int64(instance.alertsDelivered)),
+            "delivery_losses": .integer(Int64(instance.deliveryLosses)),
+            "last_delivery_loss": instance.lastDeliveryLoss.map(JSONValue.string) ?? .null,
         ]
         if full {
             fields["effective_client_secret"] = instance.effectiveSecret.map(JSONValue.string) ?? .null

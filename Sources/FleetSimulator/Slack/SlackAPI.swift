@@ -129,6 +129,7 @@ extension Simulator {
             }
             let permissionsUpdated = Simulator.permissionFields(app.manifest) != Simulator.permissionFields(manifest)
             world.apps[appID]?.manifest = manifest
+            world.noteDelivery(team: token.teamID, cause: "apps.manifest.update of \(appID)")
             return Simulator.slackOK(["app_id": .string(appID), "permissions_updated": .bool(permissionsUpdated)])
         case "apps.manifest.export":
             guard let appID = arguments.string("app_id") else { return Simulator.slackError("invalid_app_id") }
@@ -148,6 +149,7 @@ extension Simulator {
             guard let appID = arguments.string("app_id") else { return Simulator.slackError("invalid_app_id") }
             guard let app = world.apps[appID], !app.deleted, app.teamID == token.teamID else { return Simulator.slackError("app_not_found") }
             world.apps[appID]?.deleted = true
+            world.noteDelivery(team: token.teamID, cause: "apps.manifest.delete of \(appID)")
             return Simulator.slackOK()
         default:
             return Simulator.slackError("unknown_method")

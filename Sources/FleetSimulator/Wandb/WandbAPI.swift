@@ -68,9 +68,26 @@ extension World {
         return scopes.contains("incoming-webhook") && Simulator.redirectAllowed(instance.hostURL, configured: redirects)
     }
 
+    /// Notes whether each instance of `teamID` (or the named ones) can still deliver alerts
+    /// after `cause`: an instance that could and no longer can has a credential gap, which
+    /// tests read from the control API (`delivery_losses`).
+    mutating func noteDelivery(team teamID: String? = nil, names: [String]? = nil, cause: String) {
+        let affected = names ?? instances.values.filter { teamID == nil || $0.teamID == teamID }.map(\.name)
+        for name in affected {
+            settle(name, noting: false)
+            let now = canDeliver(name)
+            if instances[name]?.couldDeliver == true, !now {
+                instances[name]?.deliveryLosses += 1
+                instances[name]?.lastDeliveryLoss = cause
+            }
+            instances[name]?.couldDeliver = now
+        }
+    }
+
     /// Applies a rollout whose time has come: the new pods read their credentials now.
-    mutating func settle(_ name: String) {
+    mutating func settle(_ name: String, noting: Bool = true) {
         guard let pending = instances[name]?.pendingRollout, Date() >= pending.completesAt else { return }
+        defer { if noting { noteDelivery(names: [name], cause: "a rollout of \(name) completed") } }
         instances[name]?.pendingRollout = nil
         if let credentials = pending.credentials {
             instances[name]?.effectiveClientID = credentials.clientID

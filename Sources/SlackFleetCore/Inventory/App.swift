@@ -33,6 +33,11 @@ public struct App: Codable, Sendable, Equatable, FetchableRecord, MutablePersist
     public var verificationTokenRef: String?
     public var createdAt: String
     public var updatedAt: String
+    /// When the stage last changed (a `previous` app is deleted once the grace has passed since).
+    public var stageChangedAt: String?
+    /// `created` (by apps.manifest.create) or `propagated` (a secret a person regenerated in
+    /// Slack's UI for an app already stored: same Slack app, new secret).
+    public var origin: String = "created"
 
     enum CodingKeys: String, CodingKey {
         case id
@@ -46,6 +51,8 @@ public struct App: Codable, Sendable, Equatable, FetchableRecord, MutablePersist
         case verificationTokenRef = "verification_token_ref"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
+        case stageChangedAt = "stage_changed_at"
+        case origin
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) {
@@ -66,7 +73,8 @@ public enum AppRepository {
     /// Stores a just-created app: its credentials sealed, and its row as the group's current app,
     /// in one transaction. Slack shows the credentials only once, so this comes before anything else.
     @discardableResult
-    public static func storeCreated(_ created: SlackClient.CreatedApp, workspaceID: String, appGroup: String, vault: SecretVault) throws -> App {
+    public static func storeCreated(_ created: SlackClient.CreatedApp, workspaceID: String, appGroup: String, stage: AppStage = .current,
+                                    vault: SecretVault) throws -> App {
         try vault.store.write("storing the credentials of Slack app \(created.appID)") { db in
             let generation = (try Int.fetchOne(db, sql: "SELECT MAX(generation) FROM app WHERE workspace_id = ? AND app_group = ?",
                                                arguments: [workspaceID, appGroup]) ?? 0) + 1
@@ -75,14 +83,106 @@ public enum AppRepository {
             if !created.signingSecret.revealed.isEmpty { _ = try vault.set(prefix + "/signing-secret", to: created.signingSecret, in: db) }
             if !created.verificationToken.revealed.isEmpty { _ = try vault.set(prefix + "/verification-token", to: created.verificationToken, in: db) }
             let now = Timestamp.now()
-            var app = App(id: nil, workspaceID: workspaceID, appGroup: appGroup, generation: generation, stage: .current,
+            var app = App(id: nil, workspaceID: workspaceID, appGroup: appGroup, generation: generation, stage: stage,
                           slackAppID: created.appID, clientID: created.clientID,
                           clientSecretRef: "secret:" + prefix + "/client-secret",
                           signingSecretRef: created.signingSecret.revealed.isEmpty ? nil : "secret:" + prefix + "/signing-secret",
                           verificationTokenRef: created.verificationToken.revealed.isEmpty ? nil : "secret:" + prefix + "/verification-token",
-                          createdAt: now, updatedAt: now)
+                          createdAt: now, updatedAt: now, stageChangedAt: now)
             try app.insert(db)
             return app
+        }
+    }
+
+    /// The credentials of a stored app, its secret decrypted.
+    public static func credentials(_ app: App, vault: SecretVault) throws -> SlackCredentials {
+        guard let appID = app.slackAppID, let clientID = app.clientID, let text = app.clientSecretRef,
+              case .success(let reference) = SecretReference.parse(text) else {
+            throw FleetError.config("the stored credentials of app \(app.slackAppID ?? "generation \(app.generation)") are incomplete")
+        }
+        return SlackCredentials(appID: appID, clientID: clientID, clientSecret: try vault.resolve(reference))
+    }
+
+    /// The generation number the group's next app will get.
+    public static func nextGeneration(workspaceID: String, appGroup: String, in store: FleetStore) throws -> Int {
+        try store.read("reading the apps of \(appGroup)") { db in
+            (try Int.fetchOne(db, sql: "SELECT MAX(generation) FROM app WHERE workspace_id = ? AND app_group = ?",
+                              arguments: [workspaceID, appGroup]) ?? 0) + 1
+        }
+    }
+
+    /// Stores a client secret a person regenerated in Slack's UI for `current`: a new generation
+    /// of the same Slack app, stage `pending`, in one transaction.
+    public static func storePropagated(secret: SecretValue, for current: App, vault: SecretVault) throws -> App {
+        try vault.store.write("storing the regenerated client secret of Slack app \(current.slackAppID ?? "")") { db in
+            let generation = (try Int.fetchOne(db, sql: "SELECT MAX(generation) FROM app WHERE workspace_id = ? AND app_group = ?",
+                                               arguments: [current.workspaceID, current.appGroup]) ?? 0) + 1
+            let name = "slack-app/\(current.workspaceID)/\(current.appGroup)/g\(generation)/client-secret"
+            _ = try vault.set(name, to: secret, in: db)
+            let now = Timestamp.now()
+            var app = current
+            app.id = nil
+            app.generation = generation
+            app.stage = .pending
+            app.clientSecretRef = "secret:" + name
+            app.createdAt = now
+            app.updatedAt = now
+            app.stageChangedAt = now
+            app.origin = "propagated"
+            try app.insert(db)
+            return app
+        }
+    }
+
+    /// The group's app in `stage`, newest first.
+    public static func apps(workspaceID: String, appGroup: String, stage: AppStage, in store: FleetStore) throws -> [App] {
+        try apps(workspaceID: workspaceID, appGroup: appGroup, in: store).filter { $0.stage == stage }
+    }
+
+    /// Makes `pending` the group's current app and the current one `previous`, in one transaction.
+    public static func promote(_ pending: App, over current: App?, in store: FleetStore) throws {
+        try store.write("promoting app \(pending.slackAppID ?? "")") { db in
+            let now = Timestamp.now()
+            if let id = current?.id {
+                try db.execute(sql: "UPDATE app SET stage = 'previous', stage_changed_at = ?, updated_at = ? WHERE id = ? AND stage = 'current'",
+                               arguments: [now, now, id])
+            }
+            try db.execute(sql: "UPDATE app SET stage = 'current', stage_changed_at = ?, updated_at = ? WHERE id = ?", arguments: [now, now, pending.id])
+        }
+    }
+
+    /// Marks an app `retired`: deleted from Slack (or, for a superseded secret of a live app, no
+    /// longer used); its row stays for the record.
+    public static func retire(_ app: App, in store: FleetStore) throws {
+        try store.write("retiring app \(app.slackAppID ?? "")") { db in
+            let now = Timestamp.now()
+            try db.execute(sql: "UPDATE app SET stage = 'retired', stage_changed_at = ?, updated_at = ? WHERE id = ?", arguments: [now, now, app.id])
+        }
+    }
+
+    /// Whether another row not yet retired stands for the same Slack app (a propagated secret):
+    /// then retiring this row must not delete the Slack app.
+    public static func slackAppInUse(_ app: App, in store: FleetStore) throws -> Bool {
+        try store.read("reading apps") { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM app WHERE slack_app_id = ? AND id != ? AND stage != 'retired'",
+                             arguments: [app.slackAppID, app.id]) ?? 0 > 0
+        }
+    }
+
+    /// Records which app an instance was given and how far that got (`registering`, `running`).
+    public static func recordInstance(_ instance: String, app: App, state: String, in store: FleetStore) throws {
+        try store.write("recording the credentials of \(instance)") { db in
+            try db.execute(sql: """
+                INSERT INTO instance_credential (instance, app_id, state, updated_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(instance) DO UPDATE SET app_id = excluded.app_id, state = excluded.state, updated_at = excluded.updated_at
+                """, arguments: [instance, app.id, state, Timestamp.now()])
+        }
+    }
+
+    /// The app an instance was last given, and its state, if recorded.
+    public static func instanceCredential(_ instance: String, in store: FleetStore) throws -> (appID: Int64, state: String)? {
+        try store.read("reading the credentials of \(instance)") { db in
+            try Row.fetchOne(db, sql: "SELECT app_id, state FROM instance_credential WHERE instance = ?", arguments: [instance]).map { ($0[0], $0[1]) }
         }
     }
 

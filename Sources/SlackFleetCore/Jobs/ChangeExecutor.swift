@@ -55,8 +55,11 @@ public final class ChangeExecutor: @unchecked Sendable {
         try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .intent, detail: detail))
         // The outcome rides along with the next commit (see AuditLog.recordDeferred); the run
         // flushes the log before it ends.
+        let kind = change.target.split(separator: ":").first.map(String.init) ?? ""
+        CrashPoint.reach("before:\(change.action):\(kind)")
         do {
             let result = try body()
+            CrashPoint.reach("after:\(change.action):\(kind)")
             audit.recordDeferred(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .applied,
                                             detail: ["change_id": .string(changeID)]))
             return result

@@ -55,16 +55,13 @@ public struct ProvisionApp: FleetJob {
         } catch {
             return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
         }
-        guard let app, let clientID = app.clientID, let secretRef = app.clientSecretRef, let appID = app.slackAppID else {
+        guard let app, let clientID = app.clientID, let appID = app.slackAppID else {
             // A dry run: the app would be created, then registered with every instance.
             return context.all(group, .changed, "would create a Slack app for app group \(group.key.appGroup) and register it with this instance")
         }
         let credentials: SlackCredentials
         do {
-            guard case .success(let reference) = SecretReference.parse(secretRef) else {
-                throw FleetError.config("the stored client secret reference of app \(appID) is not valid")
-            }
-            credentials = SlackCredentials(appID: appID, clientID: clientID, clientSecret: try context.vault.resolve(reference))
+            credentials = try AppRepository.credentials(app, vault: context.vault)
         } catch {
             return context.all(group, .failed, ChangeExecutor.describe(error))
         }
@@ -92,13 +89,28 @@ public struct ProvisionApp: FleetJob {
         let slack = context.slack(workspace)
         let manifest = ProvisionApp.manifest(template: context.settings.manifest, group: group)
         try slack.validate(manifest, appID: nil, token: token)
-        let name = manifest["display_information"]?["name"]?.stringValue ?? ""
         let urls = manifest["oauth_config"]?["redirect_urls"]?.strings ?? []
-        let change = ChangeExecutor.Change(
-            target: "slack:app/\(workspace.id)/\(group.key.appGroup)", action: "create",
-            summary: "create Slack app \"\(name)\" in workspace \(workspace.id) with \(urls.count) redirect URL\(urls.count == 1 ? "" : "s")",
-            detail: ["name": .string(name), "redirect_urls": .list(urls.map(JSON.string)),
-                     "ip_allowlist": .list(ProvisionApp.ipRanges(group.instances).map(JSON.string))])
+        return try ProvisionApp.createAndStore(manifest, group: group, stage: .current, context: context,
+                                               summary: "in workspace \(workspace.id) with \(urls.count) redirect URL\(urls.count == 1 ? "" : "s")",
+                                               detail: ["redirect_urls": .list(urls.map(JSON.string)),
+                                                        "ip_allowlist": .list(ProvisionApp.ipRanges(group.instances).map(JSON.string))])
+    }
+
+    /// Creates an app from `manifest` (Tier 1) through the executor and stores its credentials
+    /// at once as `stage`; the audit intent names the generation it is stored as, so a crash
+    /// in between is told apart from a lost answer. Returns nil in a dry run.
+    static func createAndStore(_ manifest: JSON, group: GroupWork, stage: AppStage, context: JobContext,
+                               summary: String, detail extra: [String: JSON]) throws -> App? {
+        let workspace = group.workspace
+        let token = try context.vault.resolve(workspace.configToken)
+        let slack = context.slack(workspace)
+        let name = manifest["display_information"]?["name"]?.stringValue ?? ""
+        var detail = extra
+        detail["name"] = .string(name)
+        detail["generation"] = .int(try AppRepository.nextGeneration(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store))
+        detail["stage"] = .string(stage.rawValue)
+        let change = ChangeExecutor.Change(target: "slack:app/\(workspace.id)/\(group.key.appGroup)", action: "create",
+                                           summary: "create Slack app \"\(name)\" \(summary)", detail: detail)
         return try context.executor.perform(change, instance: nil) { () throws -> App in
             let created: SlackClient.CreatedApp
             do {
@@ -106,7 +118,10 @@ public struct ProvisionApp: FleetJob {
             } catch let error as TransportError where error.kind == .timeout || error.kind == .connectionReset || error.kind == .other {
                 throw FleetError.failed("the answer to apps.manifest.create was lost (\(error.kind.rawValue)): Slack may now hold an app named \"\(name)\" in workspace \(workspace.id) whose credentials SlackFleet never saw (a possible orphan). Look for it in Slack's app list and delete it; the next run creates a new one")
             }
-            return try AppRepository.storeCreated(created, workspaceID: workspace.id, appGroup: group.key.appGroup, vault: context.vault)
+            CrashPoint.reach("create:answered")
+            let app = try AppRepository.storeCreated(created, workspaceID: workspace.id, appGroup: group.key.appGroup, stage: stage, vault: context.vault)
+            CrashPoint.reach("create:stored")
+            return app
         }
     }
 }

@@ -25,12 +25,18 @@ public struct VerifyDelivery: FleetJob {
     }
 
     public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
+        verify(group, expecting: nil, context: context)
+    }
+
+    /// The checks for every instance of `group` against `app` (the group's current app if nil):
+    /// rotate-secret verifies a pending app with them before promoting it.
+    public func verify(_ group: GroupWork, expecting expected: App?, context: JobContext) -> [InstanceResult] {
         let workspace = group.workspace
         // What the app is: its client ID from the store, its redirect URLs and scopes from Slack.
         var appProblem: String?
         var clientID: String?, redirects: [String] = [], scopes: [String] = []
         do {
-            guard let app = try AppRepository.current(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store),
+            guard let app = try expected ?? AppRepository.current(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store),
                   let appID = app.slackAppID else {
                 throw FleetError.failed("no Slack app for app group \(group.key.appGroup): run provision-app")
             }

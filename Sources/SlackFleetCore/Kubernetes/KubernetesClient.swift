@@ -44,7 +44,7 @@ public struct KubernetesClient: Sendable {
             guard (200...299).contains(reply.status) else {
                 throw ServiceError(service: "kubernetes", target: "\(method) \(path)", status: reply.status,
                                    code: json?["reason"]?.stringValue ?? "http_\(reply.status)", message: json?["message"]?.stringValue ?? "",
-                                   retryAfter: reply.headers["environment.retry-after"].flatMap(Double.init))
+                                   retryAfter: reply.headers["retry-after"].flatMap(Double.init))
             }
             guard let json else {
                 throw ServiceError(service: "kubernetes", target: "\(method) \(path)", status: reply.status, code: "unreadable_answer")

@@ -26,10 +26,13 @@ public struct InstanceResult: Sendable, Codable, Equatable {
     public var checks: [String: String]?
     /// verify-delivery: seconds from the test alert to its message in the channel.
     public var deliverySeconds: Double?
+    /// rotate-secret: seconds from the first write of the new credentials to the instance
+    /// reporting them (the old ones serve until then).
+    public var switchSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case instance, appGroup = "app_group", workspace, outcome = "result", detail, durationMS = "duration_ms"
-        case checks, deliverySeconds = "delivery_seconds"
+        case checks, deliverySeconds = "delivery_seconds", switchSeconds = "switch_seconds"
     }
 
     public init(instance: String, appGroup: String, workspace: String, outcome: Outcome, detail: String, durationMS: Int = 0) {

@@ -21,6 +21,13 @@ public protocol FleetJob: Sendable {
     /// Calls to Slack's Tier 1 this job may make for `group`, for the ETA (0 if unknown or none).
     func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int
     func run(_ group: GroupWork, context: JobContext) -> [InstanceResult]
+    /// Work done once per run before the app groups, such as rotating each workspace's
+    /// configuration token. The groups are built again afterwards, with the tokens it stored.
+    func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void)
+}
+
+extension FleetJob {
+    public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) {}
 }
 
 /// Everything a job's work needs, shared by all lanes of a run.
@@ -148,7 +155,11 @@ public final class Runner: @unchecked Sendable {
     public func run(_ job: FleetJob, options: RunOptions, notes: (String) -> Void) throws -> RunReport {
         let inventory = try InventoryRepository.load(store)
         let groups = try options.selection.groups(of: inventory)
-        let workspaces = Dictionary(inventory.workspaces.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // Jobs use a workspace's rotated configuration token once it has one (ConfigTokens).
+        let vault = self.vault
+        func workspaces() throws -> [String: Workspace] {
+            Dictionary(try inventory.workspaces.map { ($0.id, try ConfigTokens.effective($0, vault: vault)) }, uniquingKeysWith: { first, _ in first })
+        }
         let runID = audit.context.runID
         let (lock, tookOver) = try RunLock.acquire(store, runID: runID, job: job.name)
         defer { lock.release() }
@@ -165,11 +176,16 @@ public final class Runner: @unchecked Sendable {
                                  control: control, metrics: metrics, settings: options.settings)
         try reconcile(executor: executor, notes: notes)
 
-        let work = groups.sorted { $0.key < $1.key }.compactMap { key, instances -> GroupWork? in
-            workspaces[key.workspaceID].map { GroupWork(key: key, workspace: $0, instances: instances.sorted { $0.name < $1.name }) }
+        func build(_ workspaces: [String: Workspace]) -> [GroupWork] {
+            groups.sorted { $0.key < $1.key }.compactMap { key, instances -> GroupWork? in
+                workspaces[key.workspaceID].map { GroupWork(key: key, workspace: $0, instances: instances.sorted { $0.name < $1.name }) }
+            }
         }
-        let total = work.reduce(0) { $0 + $1.instances.count }
-        announce(job, work: work, context: context, notes: notes)
+        let planned = build(try workspaces())
+        let total = planned.reduce(0) { $0 + $1.instances.count }
+        announce(job, work: planned, context: context, notes: notes)
+        job.begin(planned, context: context, notes: notes)
+        let work = build(try workspaces())
 
         let budget = try options.maxFailures ?? FailureBudget(parsing: options.settings.maxFailures)
         let shared = SharedRunState()
@@ -219,14 +235,25 @@ public final class Runner: @unchecked Sendable {
         for unfinished in try AuditLog.unfinishedChanges(store) {
             let entry = unfinished.entry
             var found = "the run that started this change ended before recording its outcome; this run reads the real state again"
+            let detail = try? JSON.parse(Data(entry.detail.utf8))
             if entry.action == "create", entry.target.hasPrefix("slack:app/") {
                 let group = entry.target.dropFirst("slack:app/".count).split(separator: "/").map(String.init)
-                let name = (try? JSON.parse(Data(entry.detail.utf8)))?["name"]?.stringValue ?? "?"
-                if group.count == 2, let app = try AppRepository.current(workspaceID: group[0], appGroup: group[1], in: store),
-                   let slackID = app.slackAppID {
+                let name = detail?["name"]?.stringValue ?? "?"
+                // The intent names the generation the new app was to be stored as.
+                let generation = detail?["generation"]?.intValue
+                let stored = group.count == 2 ? try AppRepository.apps(workspaceID: group[0], appGroup: group[1], in: store)
+                    .first { generation == nil ? $0.stage == .current : $0.generation == generation } : nil
+                if let app = stored, let slackID = app.slackAppID {
                     found = "the app was created and its credentials stored: \(slackID)"
                 } else {
                     found = "possible orphan: Slack may hold an app named \"\(name)\" in workspace \(group.first ?? "?") whose credentials were never stored; if Slack's app list shows it, delete it there"
+                }
+            } else if entry.action == "rotate", entry.target.hasPrefix("slack:config-token/") {
+                let id = String(entry.target.dropFirst("slack:config-token/".count))
+                if let stored = try ConfigTokens.stored(id, in: store), stored.rotatedAt >= entry.time {
+                    found = "the new configuration token was stored (it expires at \(stored.expiresAt))"
+                } else {
+                    found = "no new configuration token was stored: if Slack used up the refresh token, the next rotation is refused with invalid_refresh_token and the workspace must be re-seeded"
                 }
             }
             try executor.recordRecovered(target: entry.target, action: entry.action, instance: entry.instance, changeID: unfinished.changeID, found: found)

@@ -72,7 +72,7 @@ public struct SlackClient: Sendable {
             if reply.status == 429 {
                 environment.metrics.rateLimited(workspace.id)
                 throw ServiceError(service: "slack", target: method, status: 429, code: "ratelimited",
-                                   retryAfter: reply.headers["environment.retry-after"].flatMap(Double.init))
+                                   retryAfter: reply.headers["retry-after"].flatMap(Double.init))
             }
             guard reply.status == 200 else {
                 throw ServiceError(service: "slack", target: method, status: reply.status, code: "http_\(reply.status)")

@@ -6,7 +6,7 @@ import GRDB
 /// from every earlier version, with data in place.
 public enum Schema {
     /// The identifiers of every migration, in order.
-    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs", "v4-audit-change-index"] }
+    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs", "v4-audit-change-index", "v5-rotation"] }
 
     /// The migrator that brings any earlier database to the current schema.
     public static var migrator: DatabaseMigrator {
@@ -138,6 +138,31 @@ public enum Schema {
             try db.execute(sql: """
                 CREATE INDEX audit_entry_change ON audit_entry(json_extract(detail, '$.change_id'), phase);
                 CREATE INDEX audit_entry_phase ON audit_entry(phase);
+                """)
+        }
+        migrator.registerMigration("v5-rotation") { db in
+            // config_token: the pair tooling.tokens.rotate returned last, sealed in the vault. It
+            // stands in for the inventory's references while the inventory's refresh token is
+            // the one it was derived from (seed_fingerprint); a new seed in the inventory wins.
+            // instance_credential: which app each instance was last given, and how far that got,
+            // so a rotation killed at any point resumes from the recorded stage.
+            try db.execute(sql: """
+                CREATE TABLE config_token (
+                    workspace_id TEXT PRIMARY KEY NOT NULL,
+                    seed_fingerprint TEXT NOT NULL,
+                    token_ref TEXT NOT NULL,
+                    refresh_token_ref TEXT NOT NULL,
+                    expires_at TEXT NOT NULL,
+                    rotated_at TEXT NOT NULL
+                );
+                CREATE TABLE instance_credential (
+                    instance TEXT PRIMARY KEY NOT NULL,
+                    app_id INTEGER NOT NULL REFERENCES app(id),
+                    state TEXT NOT NULL CHECK (state IN ('registering', 'running')),
+                    updated_at TEXT NOT NULL
+                );
+                ALTER TABLE app ADD COLUMN stage_changed_at TEXT;
+                ALTER TABLE app ADD COLUMN origin TEXT NOT NULL DEFAULT 'created';
                 """)
         }
         return migrator

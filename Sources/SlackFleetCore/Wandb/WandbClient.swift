@@ -67,7 +67,7 @@ public struct WandbClient: Sendable {
             }
             guard reply.status == 200 else {
                 throw ServiceError(service: "wandb", target: instance.name, status: reply.status, code: firstError == nil ? "http_\(reply.status)" : "graphql_error",
-                                   message: firstError ?? "", retryAfter: reply.headers["environment.retry-after"].flatMap(Double.init))
+                                   message: firstError ?? "", retryAfter: reply.headers["retry-after"].flatMap(Double.init))
             }
             if let firstError {
                 throw ServiceError(service: "wandb", target: instance.name, status: 200, code: "graphql_error", message: firstError)
