@@ -90,6 +90,7 @@ public enum ConfigTokens {
                     throw ServiceError(service: "slack", target: "tooling.tokens.rotate", status: 200, code: "unreadable_answer",
                                        message: "no token, refresh_token or exp in the answer")
                 }
+                CrashPoint.reach("config-token:answered")
                 let expiry = Timestamp.format(Date(timeIntervalSince1970: Double(exp)))
                 // Durable before anything uses it: the old refresh token may be dead already.
                 try context.store.write("storing the rotated configuration token of \(id)") { db in

@@ -1,0 +1,115 @@
+import Foundation
+import SlackFleetTestSupport
+import Testing
+
+/// A point where a job is killed (SIGKILL, through SLACKFLEET_CRASH_AT), and the job.
+struct CrashCase: Sendable, CustomTestStringConvertible {
+    let job: String
+    let point: String
+    /// What the rerun is expected to end with (a lost refresh token cannot be recovered).
+    var rerunStatus: Int32 = 0
+
+    var testDescription: String { "\(job) killed at \(point)" }
+
+    static let all: [CrashCase] = [
+        // provision-app: one app shared by ten instances of all three registrar kinds.
+        CrashCase(job: "provision-app", point: "before:create:slack"),
+        CrashCase(job: "provision-app", point: "create:answered"),
+        CrashCase(job: "provision-app", point: "create:stored"),
+        CrashCase(job: "provision-app", point: "before:update:k8s"),
+        CrashCase(job: "provision-app", point: "after:update:k8s#4"),
+        CrashCase(job: "provision-app", point: "after:restart:k8s#2"),
+        CrashCase(job: "provision-app", point: "before:register:exec"),
+        // sync-redirects
+        CrashCase(job: "sync-redirects", point: "before:update-redirects:slack"),
+        CrashCase(job: "sync-redirects", point: "after:update-redirects:slack"),
+        // rotate-secret --client-secret --grace 0: create, register, verify, promote, delete.
+        CrashCase(job: "client-secret", point: "before:create:slack"),
+        CrashCase(job: "client-secret", point: "create:answered"),
+        CrashCase(job: "client-secret", point: "rotate:pending-stored"),
+        CrashCase(job: "client-secret", point: "before:update:k8s#3"),
+        CrashCase(job: "client-secret", point: "after:restart:k8s"),
+        CrashCase(job: "client-secret", point: "after:update:k8s#6"),
+        CrashCase(job: "client-secret", point: "before:register:exec"),
+        CrashCase(job: "client-secret", point: "rotate:instance-registered#5"),
+        CrashCase(job: "client-secret", point: "before:promote:db"),
+        CrashCase(job: "client-secret", point: "rotate:promoted"),
+        CrashCase(job: "client-secret", point: "before:delete:slack"),
+        CrashCase(job: "client-secret", point: "after:delete:slack"),
+        // rotate-secret --config-tokens
+        CrashCase(job: "config-tokens", point: "before:rotate:slack"),
+        CrashCase(job: "config-tokens", point: "rotate:config-token-stored"),
+        // Killed after Slack answered and before the pair was stored: with a single-use refresh
+        // token the pair is gone, and the rerun must say so and how to re-seed.
+        CrashCase(job: "config-tokens", point: "config-token:answered", rerunStatus: 1),
+    ]
+}
+
+extension JobSuites {
+    @Suite("Crash points: SIGKILL, then a rerun")
+    struct CrashTests {
+        @Test("a rerun converges, the audit log verifies and records the recovery, no instance ever lacks working credentials", arguments: CrashCase.all)
+        func crash(_ crash: CrashCase) throws {
+            let fixture = try JobFixture(instances: 10, workspaces: 1, groups: 1, groupSize: 10, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)
+            let command: [String]
+            switch crash.job {
+            case "provision-app":
+                command = ["provision-app", "--all", "--job-file", fixture.provisionFile]
+            case "sync-redirects":
+                #expect(try fixture.provision().status == 0)
+                let app = try #require(try fixture.simApps().first?["app_id"] as? String)
+                try fixture.sim.control("POST", "apps/\(app)/edit", #"{"pointer": "/oauth_config/redirect_urls", "value": ["https://wandb-0001.wandb.fleet-sim.test"]}"#)
+                command = ["sync-redirects", "--all", "--job-file", fixture.syncFile]
+            case "client-secret":
+                #expect(try fixture.provision().status == 0)
+                command = ["rotate-secret", "--client-secret", "--grace", "0", "--all", "--pace-scale", "600", "--timeout", "20s"]
+            default:
+                command = ["rotate-secret", "--config-tokens", "--min-remaining", "13h", "--all", "--pace-scale", "600"]
+            }
+            let original = try fixture.simApps().compactMap { $0["client_id"] as? String }
+            // Gaps a person caused before the run (the edit above) are not the job's.
+            let lossesBefore = try fixture.simInstances().mapValues { $0["delivery_losses"] as? Int ?? 0 }
+            var killed = fixture.cli
+            killed.environment["SLACKFLEET_CRASH_AT"] = crash.point
+            let first = try killed.run(command, timeout: 120)
+            #expect(first.status == 9, "the process was killed at \(crash.point): \(first.output.suffix(600))")
+
+            // The rerun keeps the default grace, so a finished rotation does not start another one;
+            // then a run with --grace 0 and --min-age deletes the replaced app.
+            let rerun = try fixture.cli.run(command.filter { $0 != "--grace" && $0 != "0" }, timeout: 120)
+            #expect(rerun.status == crash.rerunStatus, "\(rerun.output.suffix(1500))")
+            if crash.job == "client-secret" {
+                let cleanup = try fixture.cli.run(command + ["--min-age", "1h"], timeout: 120)
+                #expect(cleanup.status == 0, "\(cleanup.output.suffix(1500))")
+            }
+            #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+            let audit = try fixture.cli.run(["audit", "list", "--json"]).stdout
+            #expect(audit.contains(#""phase":"recovered""#), "the rerun recorded what it found of the unfinished change")
+            if crash.job == "config-tokens" {
+                if crash.rerunStatus != 0 { #expect(rerun.stdout.contains("Re-seed it")) }
+                return
+            }
+            for (name, item) in try fixture.simInstances() {
+                #expect(item["delivery_losses"] as? Int == lossesBefore[name], "\(name) lost working credentials: \(item["last_delivery_loss"] ?? "")")
+                #expect(item["can_deliver"] as? Bool == true, "\(name) cannot deliver")
+            }
+            // The simulator also holds each workspace's reader app; SlackFleet's are named "W&B alerts ...".
+            let live = try fixture.simApps().filter {
+                $0["deleted"] as? Bool == false && ((($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String)?.hasPrefix("W&B alerts") == true
+            }
+            let orphans = live.count - 1
+            if crash.point == "create:answered" {
+                #expect(orphans == 1, "the app created before the kill is a possible orphan")
+                #expect(audit.contains("possible orphan"), "and the audit log names it")
+            } else {
+                #expect(orphans == 0, "no app without stored credentials: \(live.count) live apps")
+            }
+            if crash.job == "client-secret" {
+                let now = try fixture.simInstances().values.compactMap { $0["effective_client_id"] as? String }
+                #expect(Set(now).count == 1 && !original.contains(now[0]), "every instance runs on the one new app")
+            }
+            let check = crash.job == "sync-redirects" ? try fixture.sync(["--dry-run"]) : try fixture.provision(["--dry-run"])
+            #expect(check.status == 0, "converged: \(check.output.suffix(800))")
+        }
+    }
+}
