@@ -92,10 +92,35 @@ run "sync-redirects: update only the redirect URLs and IP allow-list, keep the r
   "$bin" sync-redirects --all --pace-scale 60
 run "Converged: a dry run finds nothing (exit 0) and costs only exports" "$bin" sync-redirects --all --pace-scale 60 --dry-run
 run "The manifest kept before the update (slackfleet apps restore N puts it back)" "$bin" apps snapshots wandb-0002
-run "verify-delivery again, after the change" "$bin" verify-delivery --label simulated=true --pace-scale 60 --timeout 30s
+run "rotate-secret --config-tokens: renew each workspace's 12-hour configuration token (forced here with --min-remaining 13h), stored before use" \
+  "$bin" rotate-secret --config-tokens --all --min-remaining 13h
+run "rotate-secret --client-secret for the shared app group: a new app, registered with its 4 instances, verified by a test alert, then promoted" \
+  "$bin" rotate-secret --client-secret --instance wandb-0001 --pace-scale 60 --timeout 30s
+run "Again: the old app is kept for the 24 h grace (for rollback), so nothing more happens" \
+  "$bin" rotate-secret --client-secret --instance wandb-0001 --pace-scale 60
+run "verify-delivery again, after the DNS change and the rotation" "$bin" verify-delivery --label simulated=true --pace-scale 60 --timeout 30s
 run "The metrics file for node_exporter" cat "$dir/provision.prom"
 run "The audit trail of the jobs, and its proof" "$bin" audit list --limit 12
 run "Verify the simulated fleet's audit log" "$bin" audit verify
+
+step "What happened, from the audit log and from fleet-sim's own state" "slackfleet audit list --json"
+"$bin" audit list --json > "$dir/audit.jsonl"
+curl -s "$(head -1 "$dir/sim.url")/_sim/instances" > "$dir/sim-instances.json"
+python3 - "$dir/audit.jsonl" "$dir/sim-instances.json" <<'ACCOUNT'
+import json, sys
+entries = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+intents = {json.loads(e["detail"]).get("change_id"): e for e in entries if e["phase"] == "intent"}
+applied = [intents[json.loads(e["detail"])["change_id"]] for e in entries if e["phase"] == "applied" and json.loads(e["detail"]).get("change_id") in intents]
+def count(action, prefix): return sum(1 for e in applied if e["action"] == action and e["target"].startswith(prefix))
+print(f"- {count('create', 'slack:app/')} Slack apps created: one per app group, and one more for the rotated shared group")
+print(f"- {count('update', 'k8s:') + count('restart', 'k8s:')} Kubernetes writes and {count('register', 'exec:')} exec hook runs registered their credentials")
+print(f"- {count('update-redirects', 'slack:app/')} app manifest updated for the DNS change, everything else in it kept")
+print(f"- {count('rotate', 'slack:config-token/')} configuration tokens rotated; {count('promote', 'db:app/')} client secret rotation verified and promoted")
+print(f"- {len(entries)} audit entries, hash-chained under a signed head: audit verify passed above")
+instances = json.load(open(sys.argv[2]))
+print(f"- fleet-sim's own view: {sum(i['can_deliver'] for i in instances)} of {len(instances)} instances can deliver alerts; "
+      f"{sum(i['delivery_losses'] for i in instances)} moments where one could not")
+ACCOUNT
 
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
 trap - EXIT

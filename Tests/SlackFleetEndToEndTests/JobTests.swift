@@ -371,7 +371,8 @@ extension JobSuites {
             let fixture = try JobFixture(instances: 10, workspaces: 2, groups: 1, groupSize: 3, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)
             var outputs: [String] = []
             for job in [["provision-app", "--job-file", fixture.provisionFile], ["sync-redirects", "--job-file", fixture.syncFile],
-                        ["verify-delivery", "--pace-scale", "600", "--timeout", "20s"]] {
+                        ["verify-delivery", "--pace-scale", "600", "--timeout", "20s"],
+                        ["rotate-secret", "--config-tokens", "--client-secret", "--min-remaining", "13h", "--pace-scale", "600", "--timeout", "20s"]] {
                 for extra in [["--log-level", "debug"], ["--json", "--metrics-file", fixture.directory.file("\(job[0]).prom")]] {
                     let run = try fixture.cli.run(job + ["--all"] + extra, timeout: 120)
                     #expect(run.status == 0, "\(job[0]): \(run.stderr.suffix(500))")
@@ -387,7 +388,9 @@ extension JobSuites {
             var secrets = try secretFiles.map { try String(contentsOfFile: fixture.sim.inventory + ".secrets/" + $0, encoding: .utf8) }
             let apps = try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []
             secrets += apps.compactMap { $0["client_secret"] as? String }
-            #expect(secrets.count > 30)
+            // And every token Slack issued, the rotated configuration and refresh tokens included.
+            secrets += (try fixture.sim.control("GET", "tokens") as? [[String: Any]] ?? []).compactMap { $0["token"] as? String }
+            #expect(secrets.count > 40)
             var database = Data()
             for suffix in ["", "-wal"] { database.append(FileManager.default.contents(atPath: fixture.directory.file("slackfleet.db" + suffix)) ?? Data()) }
             for secret in secrets {

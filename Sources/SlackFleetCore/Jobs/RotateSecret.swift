@@ -112,12 +112,18 @@ public struct RotateSecret: FleetJob {
                     pending = nil
                 }
             }
+            var deletedNote = ""
             if pending == nil {
-                if let kept = try retirePrevious(group, current: current, context: context) {
-                    return context.all(group, .ok, kept)
+                let previous = try retirePrevious(group, current: current, context: context)
+                if !previous.deleted.isEmpty {
+                    deletedNote = "\(context.executor.dryRun ? "would delete" : "deleted") previous app \(previous.deleted.joined(separator: ", ")) (its grace has passed); "
+                }
+                if let kept = previous.kept {
+                    return context.all(group, deletedNote.isEmpty ? .ok : .changed, deletedNote + kept)
                 }
                 if minAge > 0, let created = Timestamp.parse(current.createdAt), -created.timeIntervalSinceNow < minAge {
-                    return context.all(group, .ok, "app \(currentAppID) is \(Runner.duration(-created.timeIntervalSinceNow)) old, less than --min-age \(Runner.duration(minAge)): not rotated")
+                    return context.all(group, deletedNote.isEmpty ? .ok : .changed,
+                                       deletedNote + "app \(currentAppID) is \(Runner.duration(-created.timeIntervalSinceNow)) old, less than --min-age \(Runner.duration(minAge)): not rotated")
                 }
                 // The new app starts from the current one's manifest as Slack has it, edits made in
                 // Slack's UI included.
@@ -136,7 +142,11 @@ public struct RotateSecret: FleetJob {
             if context.executor.dryRun {
                 return context.all(group, .changed, "would resume the rotation to pending app \(pending.slackAppID ?? ""): register it with every instance, verify, promote")
             }
-            return finish(group, pending: pending, current: current, propagated: false, context: context)
+            return finish(group, pending: pending, current: current, propagated: false, context: context).map { result in
+                var result = result
+                result.detail = deletedNote + result.detail
+                return result
+            }
         } catch {
             return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
         }
@@ -154,7 +164,7 @@ public struct RotateSecret: FleetJob {
             try RotateSecret.requireCanaries(group)
             var pending = try AppRepository.apps(workspaceID: workspace.id, appGroup: group.key.appGroup, stage: .pending, in: context.store).first
             if pending == nil {
-                _ = try retirePrevious(group, current: current, context: context)
+                _ = try retirePrevious(group, current: current, context: context)  // the previous rotation's app, if due
                 let secret = try context.vault.resolve(reference)
                 let fingerprint = context.vault.keyring.fingerprint(of: secret)
                 if fingerprint == context.vault.keyring.fingerprint(of: try AppRepository.credentials(current, vault: context.vault).clientSecret) {
@@ -247,7 +257,7 @@ public struct RotateSecret: FleetJob {
         if grace <= 0 {
             do {
                 if let current = try AppRepository.current(workspaceID: workspace.id, appGroup: key.appGroup, in: context.store) {
-                    tail = try retirePrevious(group, current: current, context: context) ?? "previous app deleted (--grace 0)"
+                    tail = try retirePrevious(group, current: current, context: context).kept ?? "previous app deleted (--grace 0)"
                 }
             } catch {
                 tail = "the previous app was not deleted: \(ChangeExecutor.describe(error))"
@@ -338,19 +348,20 @@ public struct RotateSecret: FleetJob {
     }
 
     /// Deletes the group's `previous` apps whose grace has passed, once every instance reports
-    /// the current client ID. Returns why a previous app is kept, if one is.
-    private func retirePrevious(_ group: GroupWork, current: App, context: JobContext) throws -> String? {
+    /// the current client ID. Returns why a previous app is kept, if one is, and the apps deleted.
+    private func retirePrevious(_ group: GroupWork, current: App, context: JobContext) throws -> (kept: String?, deleted: [String]) {
         let workspace = group.workspace
+        var deleted: [String] = []
         for previous in try AppRepository.apps(workspaceID: workspace.id, appGroup: group.key.appGroup, stage: .previous, in: context.store) {
             let since = (previous.stageChangedAt ?? previous.updatedAt)
             let due = (Timestamp.parse(since) ?? Date.distantPast).addingTimeInterval(grace)
             if due > Date() {
-                return "rotated at \(since); previous app \(previous.slackAppID ?? "") is kept for rollback until \(Timestamp.format(due)) (--grace \(Runner.duration(grace))), and nothing more is rotated until it is deleted"
+                return (kept: "rotated at \(since); previous app \(previous.slackAppID ?? "") is kept for rollback until \(Timestamp.format(due)) (--grace \(Runner.duration(grace))), and nothing more is rotated until it is deleted", deleted)
             }
             // Never delete credentials an instance may still run on.
             let reports: [String?] = context.each(group.instances) { instance in try? context.wandb(instance).serverInfo().slackClientID }
             if let index = reports.firstIndex(where: { $0 != current.clientID }) {
-                return "previous app \(previous.slackAppID ?? "") is kept: instance \(group.instances[index].name) \(reports[index].map { "runs on client ID \($0)" } ?? "did not answer"), not \(current.clientID ?? "")"
+                return (kept: "previous app \(previous.slackAppID ?? "") is kept: instance \(group.instances[index].name) \(reports[index].map { "runs on client ID \($0)" } ?? "did not answer"), not \(current.clientID ?? "")", deleted)
             }
             if try AppRepository.slackAppInUse(previous, in: context.store) {
                 // A superseded secret of the app still in use: nothing to delete in Slack.
@@ -359,8 +370,9 @@ public struct RotateSecret: FleetJob {
             }
             try deleteApp(previous, group: group, why: "replaced at \(since); the grace ended at \(Timestamp.format(due))", context: context)
             if !context.executor.dryRun { try AppRepository.retire(previous, in: context.store) }
+            deleted.append(previous.slackAppID ?? "")
         }
-        return nil
+        return (nil, deleted)
     }
 
     /// apps.manifest.delete (Tier 1) through the executor; an app Slack no longer has counts as deleted.
