@@ -72,14 +72,19 @@ public struct RotateSecret: FleetJob {
             return context.all(group, token.outcome, token.detail + (token.outcome == .failed && (clientSecret || propagateFrom != nil) ? "; the client secret was not rotated" : ""))
         }
         let whole = GroupWork(key: group.key, workspace: group.workspace, instances: members)
+        if propagateFrom != nil, groupCount != 1 {
+            return context.all(group, .failed, "--propagate pushes the secret of one app: the selection covers \(groupCount) app groups; select the instances of one (--instance NAME or --label)")
+        }
         var results: [InstanceResult]
-        if let propagateFrom {
-            guard groupCount == 1 else {
-                return context.all(group, .failed, "--propagate pushes the secret of one app: the selection covers \(groupCount) app groups; select the instances of one (--instance NAME or --label)")
+        do {
+            guard let current = try AppRepository.current(workspaceID: group.workspace.id, appGroup: group.key.appGroup, in: context.store),
+                  current.slackAppID != nil else {
+                return context.all(whole, .skipped, "no Slack app for app group \(group.key.appGroup) yet: run provision-app first")
             }
-            results = propagate(whole, from: propagateFrom, context: context)
-        } else {
-            results = rotate(whole, context: context)
+            try RotateSecret.requireCanaries(whole)
+            results = propagateFrom.map { propagate(whole, current: current, from: $0, context: context) } ?? rotate(whole, current: current, context: context)
+        } catch {
+            return context.all(whole, JobContext.outcome(of: error), ChangeExecutor.describe(error))
         }
         if let token, token.outcome == .changed {
             for index in results.indices {
@@ -92,14 +97,9 @@ public struct RotateSecret: FleetJob {
 
     // MARK: Client secret (blue/green)
 
-    private func rotate(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
-        let workspace = group.workspace
+    private func rotate(_ group: GroupWork, current: App, context: JobContext) -> [InstanceResult] {
+        let workspace = group.workspace, currentAppID = current.slackAppID ?? ""
         do {
-            guard let current = try AppRepository.current(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store),
-                  let currentAppID = current.slackAppID else {
-                return context.all(group, .skipped, "no Slack app for app group \(group.key.appGroup) yet: run provision-app first")
-            }
-            try RotateSecret.requireCanaries(group)
             let token = try context.vault.resolve(workspace.configToken)
             let slack = context.slack(workspace)
             var pending = try AppRepository.apps(workspaceID: workspace.id, appGroup: group.key.appGroup, stage: .pending, in: context.store).first
@@ -154,14 +154,9 @@ public struct RotateSecret: FleetJob {
 
     // MARK: Propagate a secret regenerated in Slack's UI
 
-    private func propagate(_ group: GroupWork, from reference: SecretReference, context: JobContext) -> [InstanceResult] {
-        let workspace = group.workspace
+    private func propagate(_ group: GroupWork, current: App, from reference: SecretReference, context: JobContext) -> [InstanceResult] {
+        let workspace = group.workspace, currentAppID = current.slackAppID ?? ""
         do {
-            guard let current = try AppRepository.current(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store),
-                  let currentAppID = current.slackAppID else {
-                return context.all(group, .skipped, "no Slack app for app group \(group.key.appGroup) yet: run provision-app first")
-            }
-            try RotateSecret.requireCanaries(group)
             var pending = try AppRepository.apps(workspaceID: workspace.id, appGroup: group.key.appGroup, stage: .pending, in: context.store).first
             if pending == nil {
                 _ = try retirePrevious(group, current: current, context: context)  // the previous rotation's app, if due
