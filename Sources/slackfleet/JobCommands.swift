@@ -288,14 +288,14 @@ struct RotateSecretCommand: ParsableCommand {
         abstract: "Rotate configuration tokens, and move instances to a new client secret with no moment where none works.",
         discussion: """
             Examples:
-              slackfleet rotate-secret --config-tokens --all                  # from cron, every few hours
+              slackfleet rotate-secret --config-tokens --all
               slackfleet rotate-secret --client-secret --label env=prod --min-age 90d
               slackfleet rotate-secret --propagate --secret-from file:/run/new-secret --instance wandb-prod-1
-            --client-secret is blue/green (Slack has no API to regenerate a secret): a new app from the
-            current manifest, registered with every instance of the app group and verified there (the
-            new client ID, then a test alert seen in the canary channel), then promoted; the old app is
-            kept for --grace and deleted by a later run. If any instance fails, every instance gets the
-            old credentials again and the new app is deleted. A run killed at any point resumes.
+
+            --config-tokens is meant for cron every few hours: a configuration token lives 12 hours.
+
+            --client-secret is blue/green, since Slack has no API to regenerate a secret: a new app from the current manifest, registered with every instance of the app group and verified there (the new client ID, then a test alert seen in the canary channel), then promoted. The old app is kept for --grace and deleted by a later run. If any instance fails, every instance gets the old credentials again and the new app is deleted. A run killed at any point resumes.
+
             --propagate pushes a secret a person regenerated in Slack's UI, with the same stages.
             """)
 
@@ -319,9 +319,6 @@ struct RotateSecretCommand: ParsableCommand {
     var timeout = "60s"
 
     func validate() throws {
-        guard configTokens || clientSecret || propagate else {
-            throw ValidationError("say what to rotate: --config-tokens, --client-secret, or --propagate --secret-from REF")
-        }
         if clientSecret && propagate { throw ValidationError("--client-secret and --propagate are two ways to change a secret: use one") }
         if propagate {
             guard let secretFrom else { throw ValidationError("--propagate needs --secret-from REF: where the regenerated secret is (secret:NAME, env:VAR, file:PATH or exec:COMMAND)") }
@@ -345,6 +342,10 @@ struct RotateSecretCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Checked here, after parsing, so that a misspelt flag is reported as such.
+        guard configTokens || clientSecret || propagate else {
+            throw ValidationError("say what to rotate: --config-tokens, --client-secret, or --propagate --secret-from REF")
+        }
         var job = RotateSecret()
         job.configTokens = configTokens
         job.clientSecret = clientSecret

@@ -17,6 +17,20 @@ struct CommandLineTests {
         return cli
     }
 
+    @Test("a misspelt flag is named with a suggestion (exit 64), and rotate-secret says what it needs")
+    func flagTypos() throws {
+        let cli = try initialised()
+        for (arguments, message) in [(["provision-app", "--all", "--dry-rn"], "Did you mean '--dry-run'?"),
+                                     (["rotate-secret", "--client-secert", "--all"], "Did you mean '--client-secret'?"),
+                                     (["rotate-secret", "--all"], "say what to rotate"),
+                                     (["rotate-secret", "--client-secret", "--grace", "1x", "--all"], "write it like 30m, 24h or 7d"),
+                                     (["rotate-secret", "--propagate", "--all"], "--propagate needs --secret-from REF")] {
+            let run = try cli.run(arguments)
+            #expect(run.status == 64, "\(arguments)")
+            #expect(run.stderr.contains(message), "\(arguments): \(run.stderr)")
+        }
+    }
+
     @Test("init creates the database and key with mode 0600 and refuses to overwrite either")
     func initCreatesPrivateFiles() throws {
         let cli = try initialised()
