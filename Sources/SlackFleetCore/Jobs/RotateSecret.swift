@@ -142,7 +142,7 @@ public struct RotateSecret: FleetJob {
             if context.executor.dryRun {
                 return context.all(group, .changed, "would resume the rotation to pending app \(pending.slackAppID ?? ""): register it with every instance, verify, promote")
             }
-            return finish(group, pending: pending, current: current, propagated: false, context: context).map { result in
+            return finish(group, pending: pending, current: current, propagated: pending.origin == "propagated", context: context).map { result in
                 var result = result
                 result.detail = deletedNote + result.detail
                 return result
@@ -180,7 +180,7 @@ public struct RotateSecret: FleetJob {
             if context.executor.dryRun {
                 return context.all(group, .changed, "would resume pushing the new secret of app \(currentAppID): register, verify, promote")
             }
-            return finish(group, pending: pending, current: current, propagated: true, context: context)
+            return finish(group, pending: pending, current: current, propagated: pending.origin == "propagated", context: context)
         } catch {
             return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
         }
