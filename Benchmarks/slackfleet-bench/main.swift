@@ -263,6 +263,25 @@ func summary(_ stdout: String) -> [String: Any] {
     return object
 }
 
+/// A fleet-sim serving `arguments` with `config`, and an initialised SlackFleet database in
+/// `<directory>/jobs/<name>` that holds its inventory. The simulator stops when this is released.
+final class BenchFleet {
+    let path: String
+    let sim: FleetSimProcess
+    private let simDirectory = TemporaryDirectory("bench")  // holds the inventory and its secrets
+
+    init(_ name: String, _ arguments: [String], config: String, simBinary: String) throws {
+        path = directory + "/jobs/" + name
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        sim = try FleetSimProcess(arguments, directory: simDirectory, binary: simBinary)
+        try sim.control("POST", "config", config)
+        _ = try measureCLI(["init"], in: path)
+        _ = try measureCLI(["inventory", "import", sim.inventory], in: path)
+    }
+
+    deinit { sim.stop() }
+}
+
 func jobBenchmarks(simBinary: String) throws -> [Measurement] {
     var measurements: [Measurement] = []
     let work = directory + "/jobs"
@@ -273,14 +292,10 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
         .write(toFile: unbound, atomically: true, encoding: .utf8)
     // Every instance on the operator-v2 registrar: the latency bound counts HTTP calls, and an exec
     // hook's own start-up is not one (a mixed fleet is measured after).
-    let simDirectory = TemporaryDirectory("bench")  // kept alive: it holds the inventory
-    let sim = try FleetSimProcess(["--instances", "1000", "--workspaces", "10", "--latency", "20ms", "--registrars", "operator-v2"], directory: simDirectory, binary: simBinary)
-    let workInventory = sim.inventory
-    defer { sim.stop(); _ = simDirectory }
-    try sim.control("POST", "config", #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
-    _ = try measureCLI(["init"], in: work)
-    _ = try measureCLI(["inventory", "import", workInventory], in: work)
-    let provision = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: work)
+    let v2 = try BenchFleet("v2", ["--instances", "1000", "--workspaces", "10", "--latency", "20ms", "--registrars", "operator-v2"],
+                            config: #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#, simBinary: simBinary)
+    defer { withExtendedLifetime(v2) {} }  // its secrets files are read by every run
+    let provision = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: v2.path)
     let provisioned = summary(provision.stdout)
     let calls = (provisioned["calls"] as? [String: Int])?.values.reduce(0, +) ?? 0
     let changed = (provisioned["counts"] as? [String: Int])?["changed"] ?? 0
@@ -292,7 +307,7 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
     measurements.append(Measurement(name: "provision-app peak resident memory (MB, target 100)", seconds: Double(provision.peakKB) / 1024, target: 100))
     if changed != 1000 { print("error: provision-app changed \(changed) of 1000 instances") }
 
-    let sync = try measureCLI(["sync-redirects", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: work)
+    let sync = try measureCLI(["sync-redirects", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: v2.path)
     let synced = summary(sync.stdout)
     let syncCalls = synced["calls"] as? [String: Int] ?? [:]
     let syncBound = Double(syncCalls.values.reduce(0, +)) / 1000 * 0.020 * 1000 / 64
@@ -301,31 +316,21 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
                                     target: syncBound * 1.25))
 
     // The same on a mixed fleet (10% exec hooks, each a process start-up of fleet-sim register): reported, no target.
-    let mixed = work + "/mixed"
-    try FileManager.default.createDirectory(atPath: mixed, withIntermediateDirectories: true)
-    let mixedSimDirectory = TemporaryDirectory("bench")  // kept alive: it holds the inventory
-    let mixedSim = try FleetSimProcess(["--instances", "1000", "--workspaces", "10", "--latency", "20ms"], directory: mixedSimDirectory, binary: simBinary)
-    let mixedInventory = mixedSim.inventory
-    defer { mixedSim.stop(); _ = mixedSimDirectory }
-    try mixedSim.control("POST", "config", #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
-    _ = try measureCLI(["init"], in: mixed)
-    _ = try measureCLI(["inventory", "import", mixedInventory], in: mixed)
+    let mixedFleet = try BenchFleet("mixed", ["--instances", "1000", "--workspaces", "10", "--latency", "20ms"],
+                                    config: #"{"rollout_delay_ms": 0, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#, simBinary: simBinary)
+    defer { withExtendedLifetime(mixedFleet) {} }
+    let mixed = mixedFleet.path
     let mixedRun = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: mixed)
     print(String(format: "provision-app on a mixed fleet (800 operator-v2, 100 operator-v1, 100 exec hooks): %.2f s, %d changed, CPU %.1f ms per instance (hooks excluded), peak RSS %.1f MB",
                  mixedRun.seconds, (summary(mixedRun.stdout)["counts"] as? [String: Int])?["changed"] ?? 0, mixedRun.cpu, Double(mixedRun.peakKB) / 1024))
 
     // verify-delivery: 1,000 instances in 10 workspaces (app groups of 100, one app export each),
     // Slack's Tier 3 quota of 50 a minute in the simulator, 20 ms latency; against one instance's check.
-    let verify = work + "/verify"
-    try FileManager.default.createDirectory(atPath: verify, withIntermediateDirectories: true)
-    let verifySimDirectory = TemporaryDirectory("bench")  // kept alive: it holds the inventory
-    let verifySim = try FleetSimProcess(["--instances", "1000", "--workspaces", "10", "--app-groups", "10", "--group-size", "100",
-                                                           "--latency", "20ms", "--registrars", "operator-v2"], directory: verifySimDirectory, binary: simBinary)
-    let verifyInventory = verifySim.inventory
-    defer { verifySim.stop(); _ = verifySimDirectory }
-    try verifySim.control("POST", "config", #"{"rollout_delay_ms": 0, "alert_delay_ms": 500, "tier_quota": {"tier1": 1e9}, "tier_burst": {"tier1": 1e9}}"#)
-    _ = try measureCLI(["init"], in: verify)
-    _ = try measureCLI(["inventory", "import", verifyInventory], in: verify)
+    let verifyFleet = try BenchFleet("verify", ["--instances", "1000", "--workspaces", "10", "--app-groups", "10", "--group-size", "100",
+                                                "--latency", "20ms", "--registrars", "operator-v2"],
+                                     config: #"{"rollout_delay_ms": 0, "alert_delay_ms": 500, "tier_quota": {"tier1": 1e9}, "tier_burst": {"tier1": 1e9}}"#, simBinary: simBinary)
+    defer { withExtendedLifetime(verifyFleet) {} }
+    let verify = verifyFleet.path, verifySim = verifyFleet.sim
     _ = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound], in: verify)
     try verifySim.control("POST", "calls/reset", "{}")
     let single = try measureCLI(["verify-delivery", "--instance", "wandb-0001", "--timeout", "60s", "--json"], in: verify)
@@ -345,15 +350,12 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
 
     // rotate-secret --client-secret: 200 instances in 10 workspaces (app groups of 20), 20 ms latency,
     // a one-second rollout and half a second from alert to channel, Slack's pace lifted.
-    let rotation = work + "/rotation"
-    try FileManager.default.createDirectory(atPath: rotation, withIntermediateDirectories: true)
-    let rotationSimDirectory = TemporaryDirectory("bench")  // kept alive: it holds the inventory
-    let rotationSim = try FleetSimProcess(["--instances", "200", "--workspaces", "10", "--app-groups", "10", "--group-size", "20",
-                                           "--latency", "20ms", "--registrars", "operator-v2"], directory: rotationSimDirectory, binary: simBinary)
-    defer { rotationSim.stop(); _ = rotationSimDirectory }
-    try rotationSim.control("POST", "config", #"{"rollout_delay_ms": 1000, "alert_delay_ms": 500, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
-    _ = try measureCLI(["init"], in: rotation)
-    _ = try measureCLI(["inventory", "import", rotationSim.inventory], in: rotation)
+    let rotationFleet = try BenchFleet("rotation", ["--instances", "200", "--workspaces", "10", "--app-groups", "10", "--group-size", "20",
+                                                    "--latency", "20ms", "--registrars", "operator-v2"],
+                                       config: #"{"rollout_delay_ms": 1000, "alert_delay_ms": 500, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#,
+                                       simBinary: simBinary)
+    defer { withExtendedLifetime(rotationFleet) {} }
+    let rotation = rotationFleet.path, rotationSim = rotationFleet.sim
     _ = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound], in: rotation)
     try rotationSim.control("POST", "calls/reset", "{}")
     let rotated = try measureCLI(["rotate-secret", "--client-secret", "--all", "--concurrency", "64", "--job-file", unbound, "--timeout", "60s", "--json"], in: rotation)
@@ -368,15 +370,9 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
     measurements.append(Measurement(name: "rotate-secret: credential gaps (target 0)", seconds: rotatedChanged == 200 ? Double(gaps) : 999, target: 0))
 
     // Tier 1 pace: 200 apps in one workspace, Slack's quota (1 a minute, a burst of 2) on a clock 600 times fast.
-    let paced = work + "/paced"
-    try FileManager.default.createDirectory(atPath: paced, withIntermediateDirectories: true)
-    let tierSimDirectory = TemporaryDirectory("bench")  // kept alive: it holds the inventory
-    let tierSim = try FleetSimProcess(["--instances", "200", "--workspaces", "1", "--time-scale", "600"], directory: tierSimDirectory, binary: simBinary)
-    let pacedInventory = tierSim.inventory
-    defer { tierSim.stop(); _ = tierSimDirectory }
-    try tierSim.control("POST", "config", #"{"rollout_delay_ms": 0}"#)
-    _ = try measureCLI(["init"], in: paced)
-    _ = try measureCLI(["inventory", "import", pacedInventory], in: paced)
+    let pacedFleet = try BenchFleet("paced", ["--instances", "200", "--workspaces", "1", "--time-scale", "600"], config: #"{"rollout_delay_ms": 0}"#, simBinary: simBinary)
+    defer { withExtendedLifetime(pacedFleet) {} }
+    let paced = pacedFleet.path
     let tier1 = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--pace-scale", "600", "--json"], in: paced)
     let tierSummary = summary(tier1.stdout)
     let creates = (tierSummary["calls"] as? [String: Int])?["slack:apps.manifest.create"] ?? 0

@@ -50,7 +50,7 @@ struct JobOptions: ParsableArguments {
     }
 
     static func seconds(_ text: String) -> TimeInterval? {
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         if let unit = text.last, let multiplier = units[unit], let value = Double(text.dropLast()), value > 0 { return value * multiplier }
         return Double(text).flatMap { $0 > 0 ? $0 : nil }
     }
@@ -328,17 +328,11 @@ struct RotateSecretCommand: ParsableCommand {
         } else if secretFrom != nil {
             throw ValidationError("--secret-from goes with --propagate")
         }
-        for (flag, value) in [("--min-remaining", minRemaining), ("--timeout", timeout)] where RotateSecretCommand.seconds(value) == nil {
+        for (flag, value) in [("--min-remaining", minRemaining), ("--timeout", timeout)] where JobOptions.seconds(value) == nil {
             throw ValidationError("\(flag) \(value): write it like 90s, 30m, 6h or 2d")
         }
-        if grace != "0", RotateSecretCommand.seconds(grace) == nil { throw ValidationError("--grace \(grace): write it like 30m, 24h or 7d (0 deletes the old app at once)") }
-        if let minAge, RotateSecretCommand.seconds(minAge) == nil { throw ValidationError("--min-age \(minAge): write it like 30d or 2160h") }
-    }
-
-    /// Durations with days as well as the job options' s, m and h.
-    static func seconds(_ text: String) -> TimeInterval? {
-        if text.hasSuffix("d"), let days = Double(text.dropLast()), days > 0 { return days * 86_400 }
-        return JobOptions.seconds(text)
+        if grace != "0", JobOptions.seconds(grace) == nil { throw ValidationError("--grace \(grace): write it like 30m, 24h or 7d (0 deletes the old app at once)") }
+        if let minAge, JobOptions.seconds(minAge) == nil { throw ValidationError("--min-age \(minAge): write it like 30d or 2160h") }
     }
 
     func run() throws {
@@ -350,10 +344,10 @@ struct RotateSecretCommand: ParsableCommand {
         job.configTokens = configTokens
         job.clientSecret = clientSecret
         if propagate, let secretFrom, case .success(let reference) = SecretReference.parse(secretFrom) { job.propagateFrom = reference }
-        job.minRemaining = RotateSecretCommand.seconds(minRemaining) ?? 6 * 3600
-        job.grace = grace == "0" ? 0 : RotateSecretCommand.seconds(grace) ?? 24 * 3600
-        job.minAge = minAge.flatMap(RotateSecretCommand.seconds) ?? 0
-        job.deliveryTimeout = RotateSecretCommand.seconds(timeout) ?? 60
+        job.minRemaining = JobOptions.seconds(minRemaining) ?? 6 * 3600
+        job.grace = grace == "0" ? 0 : JobOptions.seconds(grace) ?? 24 * 3600
+        job.minAge = minAge.flatMap(JobOptions.seconds) ?? 0
+        job.deliveryTimeout = JobOptions.seconds(timeout) ?? 60
         try JobCommand.run(job, global: global, options: options)
     }
 }

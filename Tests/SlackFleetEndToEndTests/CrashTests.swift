@@ -8,8 +8,10 @@ struct CrashCase: Sendable, CustomTestStringConvertible {
     let point: String
     /// What the rerun is expected to end with (a lost refresh token cannot be recovered).
     var rerunStatus: Int32 = 0
+    /// The rerun as another job (a propagation killed mid-way, resumed by a --client-secret run).
+    var rerunAs: String?
 
-    var testDescription: String { "\(job) killed at \(point)" }
+    var testDescription: String { "\(job) killed at \(point)" + (rerunAs.map { ", rerun as \($0)" } ?? "") }
 
     static let all: [CrashCase] = [
         // provision-app: one app shared by ten instances of all three registrar kinds.
@@ -36,6 +38,13 @@ struct CrashCase: Sendable, CustomTestStringConvertible {
         CrashCase(job: "client-secret", point: "rotate:promoted"),
         CrashCase(job: "client-secret", point: "before:delete:slack"),
         CrashCase(job: "client-secret", point: "after:delete:slack"),
+        // rotate-secret --propagate: a secret regenerated in Slack's UI.
+        CrashCase(job: "propagate", point: "before:store-secret:db"),
+        CrashCase(job: "propagate", point: "before:update:k8s#2"),
+        CrashCase(job: "propagate", point: "rotate:instance-registered#4"),
+        CrashCase(job: "propagate", point: "before:promote:db"),
+        // A pending change resumes as the kind it was, whichever kind the rerun asks for.
+        CrashCase(job: "propagate", point: "rotate:instance-registered#2", rerunAs: "client-secret"),
         // rotate-secret --config-tokens
         CrashCase(job: "config-tokens", point: "before:rotate:slack"),
         CrashCase(job: "config-tokens", point: "rotate:config-token-stored"),
@@ -63,6 +72,12 @@ extension JobSuites {
             case "client-secret":
                 #expect(try fixture.provision().status == 0)
                 command = ["rotate-secret", "--client-secret", "--grace", "0", "--all", "--pace-scale", "600", "--timeout", "20s"]
+            case "propagate":
+                #expect(try fixture.provision().status == 0)
+                let app = try #require(try fixture.simApps().first { (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts shared-1" })
+                let regenerated = try fixture.sim.control("POST", "apps/\(app["app_id"] as? String ?? "")/regenerate-secret") as? [String: Any]
+                let secret = fixture.directory.write("new-secret", (regenerated?["client_secret"] as? String ?? "") + "\n")
+                command = ["rotate-secret", "--propagate", "--secret-from", "file:\(secret)", "--instance", "wandb-0001", "--pace-scale", "600", "--timeout", "20s"]
             default:
                 command = ["rotate-secret", "--config-tokens", "--min-remaining", "13h", "--all", "--pace-scale", "600"]
             }
@@ -76,8 +91,14 @@ extension JobSuites {
 
             // The rerun keeps the default grace, so a finished rotation does not start another one;
             // then a run with --grace 0 and --min-age deletes the replaced app.
-            let rerun = try fixture.cli.run(command.filter { $0 != "--grace" && $0 != "0" }, timeout: 120)
+            let rerunCommand = crash.rerunAs == "client-secret"
+                ? ["rotate-secret", "--client-secret", "--all", "--pace-scale", "600", "--timeout", "20s"]
+                : command.filter { $0 != "--grace" && $0 != "0" }
+            let rerun = try fixture.cli.run(rerunCommand, timeout: 120)
             #expect(rerun.status == crash.rerunStatus, "\(rerun.output.suffix(1500))")
+            if crash.rerunAs != nil {
+                #expect(rerun.stdout.contains("runs on the new secret of app"), "the propagation was finished, not replaced: \(rerun.stdout.suffix(800))")
+            }
             if crash.job == "client-secret" {
                 let cleanup = try fixture.cli.run(command + ["--min-age", "1h"], timeout: 120)
                 #expect(cleanup.status == 0, "\(cleanup.output.suffix(1500))")

@@ -64,9 +64,18 @@ extension JobSuites {
             #expect(again.stdout.contains("is kept for rollback until"))
             #expect(try fixture.sim.calls().isEmpty, "within the grace nothing is called")
 
+            // An old app is deleted only once every instance of its group reports the new client ID.
+            try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0002", "down": true}"#)
+            let held = try fixture.rotate(["--client-secret", "--grace", "0", "--min-age", "1d", "--json"])
+            #expect(held.status == 0, "\(held.output)")
+            let heldDetail = JobFixture.lines(held).first { $0["instance"] as? String == "wandb-0001" }?["detail"] as? String ?? ""
+            #expect(heldDetail.contains("is kept: instance wandb-0002 did not answer"), "\(heldDetail)")
+            #expect(try fixture.sim.calls()["slack:apps.manifest.delete"] == 6, "the shared group's old app is kept")
+            try fixture.sim.control("DELETE", "faults")
+            try fixture.sim.control("POST", "calls/reset")
             let cleanup = try fixture.rotate(["--client-secret", "--grace", "0", "--min-age", "1d"])
             #expect(cleanup.status == 0, "\(cleanup.output)")
-            #expect(try fixture.sim.calls()["slack:apps.manifest.delete"] == 7)
+            #expect(try fixture.sim.calls()["slack:apps.manifest.delete"] == 1)
             #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == nil, "--min-age: the new apps are too young to rotate")
             try fixture.expectNoCredentialGap("after the old apps were deleted")
             let verify = try fixture.cli.run(["verify-delivery", "--all", "--pace-scale", "600", "--timeout", "20s"], timeout: 120)
@@ -81,6 +90,18 @@ extension JobSuites {
             let fixture = try JobFixture(instances: 4, workspaces: 1, groups: 1, groupSize: 4, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)
             #expect(try fixture.provision().status == 0)
             let before = try fixture.simInstances().mapValues { $0["effective_client_id"] as? String }
+            // Without a canary to prove delivery, a rotation refuses before creating anything.
+            let inventory = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8)
+            let blocks = inventory.components(separatedBy: "  - name: ")
+            let withoutCanary = blocks.map { $0.hasPrefix("wandb-0003\n") ? $0.replacingOccurrences(of: "    canary: {entity: ops, project: slack-canary}\n", with: "") : $0 }
+                .joined(separator: "  - name: ")
+            #expect(withoutCanary != inventory)
+            #expect(try fixture.cli.run(["inventory", "import", fixture.directory.write("no-canary.yaml", withoutCanary)]).status == 0)
+            let refused = try fixture.rotate(["--client-secret"])
+            #expect(refused.status == 1)
+            #expect(refused.stdout.contains("instance wandb-0003 has no canary"))
+            #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 1, "only provision-app's create")
+            #expect(try fixture.cli.run(["inventory", "import", fixture.sim.inventory]).status == 0)
             try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0002", "slow_rollout_ms": 4000}"#)
             let settle = try FastJobFile.write("rotate-secret", scale: 600, in: fixture.directory, settle: 2)
             let run = try fixture.rotate(["--client-secret", "--job-file", settle, "--json"])

@@ -76,8 +76,7 @@ public enum AppRepository {
     public static func storeCreated(_ created: SlackClient.CreatedApp, workspaceID: String, appGroup: String, stage: AppStage = .current,
                                     vault: SecretVault) throws -> App {
         try vault.store.write("storing the credentials of Slack app \(created.appID)") { db in
-            let generation = (try Int.fetchOne(db, sql: "SELECT MAX(generation) FROM app WHERE workspace_id = ? AND app_group = ?",
-                                               arguments: [workspaceID, appGroup]) ?? 0) + 1
+            let generation = try nextGeneration(workspaceID: workspaceID, appGroup: appGroup, in: db)
             let prefix = "slack-app/\(workspaceID)/\(appGroup)/g\(generation)"
             _ = try vault.set(prefix + "/client-secret", to: created.clientSecret, in: db)
             if !created.signingSecret.revealed.isEmpty { _ = try vault.set(prefix + "/signing-secret", to: created.signingSecret, in: db) }
@@ -105,18 +104,19 @@ public enum AppRepository {
 
     /// The generation number the group's next app will get.
     public static func nextGeneration(workspaceID: String, appGroup: String, in store: FleetStore) throws -> Int {
-        try store.read("reading the apps of \(appGroup)") { db in
-            (try Int.fetchOne(db, sql: "SELECT MAX(generation) FROM app WHERE workspace_id = ? AND app_group = ?",
-                              arguments: [workspaceID, appGroup]) ?? 0) + 1
-        }
+        try store.read("reading the apps of \(appGroup)") { db in try nextGeneration(workspaceID: workspaceID, appGroup: appGroup, in: db) }
+    }
+
+    static func nextGeneration(workspaceID: String, appGroup: String, in db: Database) throws -> Int {
+        (try Int.fetchOne(db, sql: "SELECT MAX(generation) FROM app WHERE workspace_id = ? AND app_group = ?",
+                          arguments: [workspaceID, appGroup]) ?? 0) + 1
     }
 
     /// Stores a client secret a person regenerated in Slack's UI for `current`: a new generation
     /// of the same Slack app, stage `pending`, in one transaction.
     public static func storePropagated(secret: SecretValue, for current: App, vault: SecretVault) throws -> App {
         try vault.store.write("storing the regenerated client secret of Slack app \(current.slackAppID ?? "")") { db in
-            let generation = (try Int.fetchOne(db, sql: "SELECT MAX(generation) FROM app WHERE workspace_id = ? AND app_group = ?",
-                                               arguments: [current.workspaceID, current.appGroup]) ?? 0) + 1
+            let generation = try nextGeneration(workspaceID: current.workspaceID, appGroup: current.appGroup, in: db)
             let name = "slack-app/\(current.workspaceID)/\(current.appGroup)/g\(generation)/client-secret"
             _ = try vault.set(name, to: secret, in: db)
             let now = Timestamp.now()

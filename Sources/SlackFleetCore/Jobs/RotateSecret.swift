@@ -40,8 +40,13 @@ public struct RotateSecret: FleetJob {
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int {
         guard clientSecret || propagateFrom != nil,
               let apps = try? AppRepository.apps(workspaceID: group.workspace.id, appGroup: group.key.appGroup, in: context.store) else { return 0 }
-        let create = clientSecret && !apps.contains { $0.stage == .pending } ? 1 : 0
-        return create + apps.filter { $0.stage == .previous || $0.stage == .pending }.count
+        let pending = apps.contains { $0.stage == .pending }
+        let due = apps.filter { app in
+            app.stage == .previous && (Timestamp.parse(app.stageChangedAt ?? app.updatedAt) ?? .distantPast).addingTimeInterval(grace) <= Date()
+        }
+        // A rotation starts only when no previous app is waiting out its grace.
+        let waiting = apps.contains { $0.stage == .previous } && due.isEmpty
+        return (clientSecret && !pending && !waiting ? 1 : 0) + due.count
     }
 
     public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) {
