@@ -83,18 +83,50 @@ public enum EndpointRules {
         return false
     }
 
-    /// Why `host` must never be contacted (link-local or cloud metadata), or nil.
+    /// Why `host` must never be contacted (link-local or cloud metadata), or nil. Alternative
+    /// spellings of an address (decimal, hex, octal or shortened IPv4; IPv4 inside IPv6) are
+    /// refused too: resolvers read them as the address they hide.
     static func forbiddenHostReason(_ host: String) -> String? {
-        if let address = IPv4Address(host), address.octets[0] == 169, address.octets[1] == 254 {
-            return "a link-local / cloud metadata address (169.254.0.0/16)"
+        if let address = IPv4Address(host) { return forbiddenReason(address) }
+        if isNumericIPv4Spelling(host) {
+            return "an IPv4 address in a shortened, decimal, hex or octal form that resolvers read as another address"
         }
-        if host.hasPrefix("fe8") || host.hasPrefix("fe9") || host.hasPrefix("fea") || host.hasPrefix("feb") {
-            return "an IPv6 link-local address (fe80::/10)"
+        if host.contains(":") {
+            var bytes = in6_addr()
+            guard inet_pton(AF_INET6, host, &bytes) == 1 else { return nil }
+            let octets = withUnsafeBytes(of: &bytes) { Array($0) }
+            if octets[0] == 0xfe && octets[1] & 0xc0 == 0x80 { return "an IPv6 link-local address (fe80::/10)" }
+            if octets == [0xfd, 0x00, 0x0e, 0xc2] + Array(repeating: 0, count: 10) + [0x02, 0x54] { return "a cloud metadata endpoint" }
+            // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d).
+            let mapped = octets[0..<10].allSatisfy { $0 == 0 } && octets[10] == 0xff && octets[11] == 0xff
+            let compatible = octets[0..<12].allSatisfy { $0 == 0 } && (octets[12] != 0 || octets[13] != 0)
+            let nat64 = octets[0..<12] == [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0]
+            if mapped || compatible || nat64 {
+                let embedded = IPv4Address(value: octets[12...].reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+                return forbiddenReason(embedded).map { "IPv4 address \(embedded) written as IPv6: \($0)" }
+            }
+            return nil
         }
-        if host == "fd00:ec2::254" || host == "metadata.google.internal" || host == "metadata" {
-            return "a cloud metadata endpoint"
-        }
+        if host == "metadata.google.internal" || host == "metadata" { return "a cloud metadata endpoint" }
         return nil
+    }
+
+    private static func forbiddenReason(_ address: IPv4Address) -> String? {
+        address.octets[0] == 169 && address.octets[1] == 254 ? "a link-local / cloud metadata address (169.254.0.0/16)" : nil
+    }
+
+    /// Whether `host` is a number or dotted numbers that `inet_aton` would read as an IPv4
+    /// address (`2852039166`, `0xa9fea9fe`, `0251.0376.0251.0376`, `127.1`) without being the
+    /// plain four-decimal form.
+    static func isNumericIPv4Spelling(_ host: String) -> Bool {
+        var text = Substring(host)
+        if text.hasSuffix(".") { text = text.dropLast() }
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...4).contains(parts.count) else { return false }
+        return parts.allSatisfy { part in
+            if part.hasPrefix("0x") { return part.dropFirst(2).allSatisfy(\.isHexDigit) }
+            return !part.isEmpty && part.allSatisfy { $0.isASCII && $0.isNumber }
+        } && IPv4Address(String(text)) == nil || host.hasSuffix(".") && IPv4Address(String(text)) != nil
     }
 
     /// Checks an allow-list entry: an IPv4 address or CIDR range Slack accepts.

@@ -18,7 +18,21 @@ public struct InventoryProblem: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let place = line.map { "\(file):\($0)" } ?? file
         let prefix = severity == .warning ? "warning: " : ""
-        return "\(place): \(prefix)\(location): \(problem): \(fix)"
+        return InventoryProblem.visible("\(place): \(prefix)\(location): \(problem): \(fix)")
+    }
+
+    /// `text` with every character outside printable ASCII written as `\u{...}`: a look-alike
+    /// letter (Cyrillic `а` for `a`) then shows, and a bidi override cannot reorder the line.
+    static func visible(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value >= 0x20 && scalar.value < 0x7f {
+                out.unicodeScalars.append(scalar)
+            } else {
+                out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            }
+        }
+        return out
     }
 }
 
