@@ -369,6 +369,12 @@ extension JobSuites {
         @Test("no secret value appears in stdout, stderr, debug logs, metrics, the audit export or the database files")
         func noLeaks() throws {
             let fixture = try JobFixture(instances: 10, workspaces: 2, groups: 1, groupSize: 3, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)
+            // The exec hook (wandb-0010) goes through a wrapper that records the argv and environment it was given.
+            let dump = fixture.directory.file("hook-argv-env.txt")
+            let wrapper = fixture.directory.write("hook-wrapper.sh", "#!/bin/sh\n{ echo ARGV; printf '%s\\n' \"$@\"; echo ENV; env; } >> '\(dump)'\nexec \"$@\"\n")
+            #expect(chmod(wrapper, 0o700) == 0)
+            let wrapped = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8).replacingOccurrences(of: "command: [", with: "command: [\"\(wrapper)\", ")
+            #expect(try fixture.cli.run(["inventory", "import", fixture.directory.write("wrapped.yaml", wrapped)]).status == 0)
             var outputs: [String] = []
             for job in [["provision-app", "--job-file", fixture.provisionFile], ["sync-redirects", "--job-file", fixture.syncFile],
                         ["verify-delivery", "--pace-scale", "600", "--timeout", "20s"],
@@ -380,6 +386,10 @@ extension JobSuites {
                 }
                 outputs.append((try? String(contentsOfFile: fixture.directory.file("\(job[0]).prom"), encoding: .utf8)) ?? "")
             }
+            let hookSaw = (try? String(contentsOfFile: dump, encoding: .utf8)) ?? ""
+            #expect(hookSaw.contains("--instance") && hookSaw.contains("PATH="), "the exec hook ran through the wrapper")
+            #expect(hookSaw.components(separatedBy: "ARGV").count - 1 >= 2, "the hook ran for provision-app and the rotation")
+            outputs.append(hookSaw)
             outputs.append(try fixture.cli.run(["audit", "export"]).output)
             outputs.append(try fixture.cli.run(["inventory", "export"]).output)
             outputs.append(try fixture.cli.run(["inventory", "show", "wandb-0001", "--json"]).output)
