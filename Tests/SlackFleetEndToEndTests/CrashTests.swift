@@ -134,3 +134,42 @@ extension JobSuites {
         }
     }
 }
+
+extension JobSuites {
+    @Suite("Power-loss-like copy of the database")
+    struct DatabaseCopyTests {
+        @Test("a copy of the database and its WAL taken mid-run opens, verifies, and a run resumes from it")
+        func copyMidRun() throws {
+            let fixture = try JobFixture(instances: 8, workspaces: 2, groups: 0, simConfig: #"{"rollout_delay_ms": 1000, "alert_delay_ms": 100}"#)
+            let running = try fixture.cli.start(["provision-app", "--all", "--concurrency", "2", "--job-file", fixture.provisionFile])
+            defer { if running.isRunning { running.terminate() }; running.waitUntilExit() }
+            // Wait until the run has created some apps and not all, then copy the files as they are.
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, (try fixture.sim.calls()["slack:apps.manifest.create"] ?? 0) < 2 { Thread.sleep(forTimeInterval: 0.05) }
+            let copy = TemporaryDirectory("copy")
+            var walBytes = 0
+            for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: fixture.directory.file("slackfleet.db" + suffix)) {
+                let data = try Data(contentsOf: URL(fileURLWithPath: fixture.directory.file("slackfleet.db" + suffix)))
+                try data.write(to: URL(fileURLWithPath: copy.file("slackfleet.db" + suffix)))
+                if suffix == "-wal" { walBytes = data.count }
+            }
+            #expect(walBytes > 0, "the copy includes the write-ahead log, as a power cut would leave it")
+            try FileManager.default.copyItem(atPath: fixture.directory.file("slackfleet.db.key"), toPath: copy.file("slackfleet.db.key"))
+            #expect(running.isRunning, "the copy was taken while the run was still going")
+            running.waitUntilExit()
+            #expect(running.terminationStatus == 0)
+
+            let restored = SlackFleetCLI(workingDirectory: copy.path)
+            let verify = try restored.run(["audit", "verify"])
+            #expect(verify.status == 0, "\(verify.output)")
+            // The copy's run lock names a process that has ended: the next run takes it over and resumes.
+            let resumed = try restored.run(["provision-app", "--all", "--job-file", fixture.provisionFile], timeout: 120)
+            #expect(resumed.status == 0, "\(resumed.output.suffix(1500))")
+            #expect(resumed.stderr.contains("took over the lock of provision-app run"), "\(resumed.stderr.suffix(500))")
+            #expect(try restored.run(["audit", "verify"]).status == 0)
+            #expect(try fixture.simInstances().values.allSatisfy { $0["can_deliver"] as? Bool == true })
+            let again = try restored.run(["provision-app", "--all", "--dry-run", "--job-file", fixture.provisionFile])
+            #expect(again.status == 0, "converged from the copy: \(again.output.suffix(800))")
+        }
+    }
+}
