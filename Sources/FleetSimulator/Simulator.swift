@@ -109,6 +109,7 @@ public final class Simulator: @unchecked Sendable {
             if faults.contains(where: \.down), target?.hasPrefix("instance:") == true {
                 return SimResponse.text("no healthy upstream", status: 503)
             }
+            if let kind = faults.compactMap(\.hostile).first { return Simulator.hostile(kind) }
             let roll = world.random.unit()
             let hang = faults.map(\.hangRate).max() ?? 0
             let reset = faults.map(\.resetRate).max() ?? 0
@@ -128,6 +129,36 @@ public final class Simulator: @unchecked Sendable {
                 return SimResponse.text("simulated server error", status: statuses[Int(world.random.next() % 3)])
             }
             return nil
+        }
+    }
+
+    /// The kinds of hostile answer a fault can give.
+    public static let hostileKinds = ["truncated_json", "wrong_types", "huge_body", "html", "redirect",
+                                      "retry_after_year", "retry_after_negative", "graphql_errors"]
+
+    /// A reply a broken or malicious far side could send.
+    static func hostile(_ kind: String) -> SimResponse {
+        let json = [("Content-Type", "application/json; charset=utf-8")]
+        switch kind {
+        case "truncated_json":
+            return SimResponse(status: 200, headers: json, body: Data(#"{"ok": true, "manifest": {"display_infor"#.utf8))
+        case "wrong_types":
+            return SimResponse(status: 200, headers: json, body: Data(#"{"ok": "yes", "manifest": [1, 2], "app_id": 7, "messages": "none", "data": {"serverInfo": 42, "notifyScriptableRunAlert": "sure"}, "spec": []}"#.utf8))
+        case "huge_body":
+            var body = Data(#"{"ok": true, "pad": ""#.utf8)
+            body.append(Data(repeating: UInt8(ascii: "x"), count: 50 * 1024 * 1024))
+            body.append(Data(#""}"#.utf8))
+            return SimResponse(status: 200, headers: json, body: body)
+        case "html":
+            return SimResponse.text("<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>", status: 502, contentType: "text/html")
+        case "redirect":
+            return SimResponse(status: 302, headers: [("Location", "https://attacker.example.com/collect")], body: Data())
+        case "retry_after_year":
+            return SimResponse.text("slow down", status: 429, headers: [("Retry-After", "31536000")])
+        case "retry_after_negative":
+            return SimResponse.text("slow down", status: 429, headers: [("Retry-After", "-30")])
+        default:  // graphql_errors: an errors array next to data
+            return SimResponse(status: 200, headers: json, body: Data(#"{"data": {"serverInfo": null, "notifyScriptableRunAlert": null}, "errors": [{"message": "internal resolver failure", "path": ["serverInfo"]}]}"#.utf8))
         }
     }
 

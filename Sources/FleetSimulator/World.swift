@@ -54,6 +54,8 @@ public struct Faults: Sendable, Equatable {
     public var dropResponseRate: Double = 0
     /// Only requests to this endpoint (such as `slack:apps.manifest.create`) are affected.
     public var endpoint: String?
+    /// Every request is answered with a hostile reply of this kind instead (see `Simulator.hostileKinds`).
+    public var hostile: String?
 
     public init() {}
 }

@@ -410,3 +410,50 @@ extension JobSuites {
         }
     }
 }
+
+/// A hostile or broken answer from one side, and what the failure must say.
+struct HostileCase: Sendable, CustomTestStringConvertible {
+    let kind: String
+    /// `instance:wandb-0001` (its W&B API) or `workspace:TSIM0001` (Slack).
+    let target: String
+    let says: String
+
+    var testDescription: String { "\(kind) from \(target.hasPrefix("instance") ? "W&B" : "Slack")" }
+
+    static let all: [HostileCase] = [
+        ("truncated_json", "unreadable_answer", "not Slack's JSON envelope"),
+        ("wrong_types", "serverInfo is not an object", "not Slack's JSON envelope"),
+        ("huge_body", "response too large", "response too large"),
+        ("html", "HTTP 502", "HTTP 502"),
+        ("redirect", "redirects are not followed", "redirects are not followed"),
+        ("retry_after_year", "Retry-After 31536000 s", "Retry-After 31536000 s"),
+        ("retry_after_negative", "Retry-After -30 s", "Retry-After -30 s"),
+        ("graphql_errors", "graphql_error (internal resolver failure)", "not Slack's JSON envelope"),
+    ].flatMap { kind, wandb, slack in
+        [HostileCase(kind: kind, target: "instance:wandb-0001", says: wandb), HostileCase(kind: kind, target: "workspace:TSIM0001", says: slack)]
+    }
+}
+
+extension JobSuites {
+    @Suite("Hostile answers from the far side")
+    struct HostileAnswerTests {
+        @Test("each yields a clear per-instance failure in bounded time, and no crash", arguments: HostileCase.all)
+        func hostile(_ hostile: HostileCase) throws {
+            let fixture = try JobFixture(instances: 3, workspaces: 1, groups: 0, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)
+            #expect(try fixture.provision().status == 0)
+            try fixture.sim.control("POST", "faults", #"{"target": "\#(hostile.target)", "hostile": "\#(hostile.kind)"}"#)
+            let started = Date()
+            let run = try fixture.cli.run(["verify-delivery", "--all", "--pace-scale", "600", "--timeout", "3s", "--max-failures", "100%", "--json"], timeout: 90)
+            #expect(Date().timeIntervalSince(started) < 45, "bounded by the retry budget and --timeout")
+            #expect(run.status == 1, "a failure, not a crash: \(run.stderr.suffix(600))")
+            let results = Dictionary(uniqueKeysWithValues: JobFixture.lines(run).compactMap { line in (line["instance"] as? String).map { ($0, line) } })
+            #expect(results.count == 3)
+            let detail = results["wandb-0001"]?["detail"] as? String ?? ""
+            #expect(results["wandb-0001"]?["result"] as? String == "failed")
+            #expect(detail.contains(hostile.says), "\(detail)")
+            if hostile.target.hasPrefix("instance:") {
+                #expect(results.values.filter { $0["result"] as? String == "ok" }.count == 2, "the other instances are not held up")
+            }
+        }
+    }
+}

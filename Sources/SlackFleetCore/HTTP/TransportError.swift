@@ -57,6 +57,7 @@ public struct ServiceError: Error, Equatable, Sendable, CustomStringConvertible 
     public var isRetryable: Bool { status == 429 || (500...599).contains(status) || code == "ratelimited" }
 
     public var description: String {
-        "\(service) answered \(status == 200 ? "" : "HTTP \(status) ")\(code)" + (message.isEmpty ? "" : " (\(message))") + " on \(target)"
+        "\(service) answered \(status == 200 ? "" : "HTTP \(status) ")\(code)" + (message.isEmpty ? "" : " (\(message))")
+            + (retryAfter.flatMap { $0.isFinite && abs($0) < 1e12 ? " with Retry-After \(Int($0)) s" : nil } ?? "") + " on \(target)"
     }
 }

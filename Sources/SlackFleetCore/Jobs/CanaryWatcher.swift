@@ -13,6 +13,8 @@ public final class CanaryWatcher: @unchecked Sendable {
     private var polling: Set<String> = []
     private var nextPoll: [String: Date] = [:]
     private var interval: [String: TimeInterval] = [:]
+    /// Why the last poll of a channel failed, if it did.
+    private var pollFailure: [String: String] = [:]
 
     public init() {}
 
@@ -26,7 +28,8 @@ public final class CanaryWatcher: @unchecked Sendable {
 
     /// Waits until a message holding `nonce` appears in `channel`, or until `deadline`.
     /// Returns the seconds from `sentAt` to the message (by its Slack timestamp when it has
-    /// one), or nil if it never came.
+    /// one), or nil if it never came. If it never came and the last poll of the channel failed,
+    /// throws that failure instead, so "not seen" is never said of a channel that could not be read.
     public func await(nonce: String, sentAt: Date, channel: String, deadline: Date, control: RunControl,
                       poll: (_ oldest: String) throws -> [(text: String, ts: Double?)]) throws -> TimeInterval? {
         condition.lock()
@@ -40,14 +43,24 @@ public final class CanaryWatcher: @unchecked Sendable {
             if let at = seen[nonce] { return max(0, at - sentAt.timeIntervalSince1970) }
             if let stop = control.stop { throw RunControl.Interrupted(reason: stop) }
             let now = Date()
-            if now >= deadline { return nil }
+            if now >= deadline {
+                guard let failure = pollFailure[channel] else { return nil }
+                throw FleetError.failed("could not read \(channel.split(separator: "/").last ?? "") to look for the test alert: \(failure)")
+            }
             let due = nextPoll[channel] ?? .distantPast
             if !polling.contains(channel), now >= due {
                 polling.insert(channel)
                 let oldest = (waiting[channel]?.values.min() ?? sentAt.timeIntervalSince1970) - 5
                 condition.unlock()
-                let messages = (try? poll(String(format: "%.6f", oldest))) ?? []
+                var messages: [(text: String, ts: Double?)] = []
+                var failure: String?
+                do {
+                    messages = try poll(String(format: "%.6f", oldest))
+                } catch {
+                    failure = ChangeExecutor.describe(error)
+                }
                 condition.lock()
+                pollFailure[channel] = failure
                 polling.remove(channel)
                 let pause = min((interval[channel] ?? 0.7) * 1.5, 5)
                 interval[channel] = pause

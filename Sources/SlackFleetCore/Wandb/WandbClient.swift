@@ -20,8 +20,12 @@ public struct WandbClient: Sendable {
 
     public func serverInfo() throws -> ServerInfo {
         let data = try query("{ serverInfo { slackClientID frontendHost } }")
-        let info = data["serverInfo"]
-        return ServerInfo(slackClientID: info?["slackClientID"]?.stringValue, frontendHost: info?["frontendHost"]?.stringValue)
+        guard let info = data["serverInfo"], info.objectValue != nil else { throw unreadable("serverInfo is not an object") }
+        // A client ID that arrives as a number has been read as one somewhere: its digits may be gone.
+        for field in ["slackClientID", "frontendHost"] where info[field] != nil && info[field] != .null && info[field]?.stringValue == nil {
+            throw unreadable("serverInfo.\(field) is not text")
+        }
+        return ServerInfo(slackClientID: info["slackClientID"]?.stringValue, frontendHost: info["frontendHost"]?.stringValue)
     }
 
     /// Whether the instance answers `/ready` with 200.
@@ -44,7 +48,14 @@ public struct WandbClient: Sendable {
             """
         let data = try query(mutation, variables: ["entityName": .string(entity), "projectName": .string(project), "runName": .string(run),
                                                    "title": .string(title), "text": .string(text), "severity": "INFO"])
-        return data["notifyScriptableRunAlert"]?["success"]?.boolValue == true
+        guard let success = data["notifyScriptableRunAlert"]?["success"]?.boolValue else {
+            throw unreadable("notifyScriptableRunAlert.success is not true or false")
+        }
+        return success
+    }
+
+    private func unreadable(_ message: String) -> ServiceError {
+        ServiceError(service: "wandb", target: instance.name, status: 200, code: "unreadable_answer", message: message)
     }
 
     /// Runs a GraphQL operation; returns `data`, or throws the first error.
