@@ -29,6 +29,8 @@ struct FleetSimCommand: ParsableCommand {
         var registrars = "mixed"
         @Option(name: .customLong("time-scale"), help: "Simulated seconds per real second (rate limits, token expiry).") var timeScale = 1.0
         @Option(name: .customLong("inventory-out"), help: "Write a SlackFleet inventory for this fleet here (secrets beside it).") var inventoryOut: String?
+        @Option(name: .customLong("tls-cert"), help: "Serve https with this certificate chain (PEM); needs --tls-key.") var tlsCert: String?
+        @Option(name: .customLong("tls-key"), help: "The private key (PEM) of --tls-cert.") var tlsKey: String?
 
         func validate() throws {
             guard instances >= 0, workspaces >= 1, appGroups >= 0, groupSize >= 1 else {
@@ -40,6 +42,7 @@ struct FleetSimCommand: ParsableCommand {
             guard Self.milliseconds(latency) != nil, Self.milliseconds(jitter) != nil else {
                 throw ValidationError("--latency and --jitter take a duration such as 20ms or 0.5s")
             }
+            guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         }
 
         static func milliseconds(_ text: String) -> Double? {
@@ -58,8 +61,8 @@ struct FleetSimCommand: ParsableCommand {
                 simulator.setFaults(target: "all") { $0.latency = latencyMS / 1000; $0.jitter = jitterMS / 1000 }
             }
             let server = SimulatorServer(simulator: simulator)
-            let bound = try server.start(port: port)
-            let baseURL = "http://127.0.0.1:\(bound)"
+            let bound = try server.start(port: port, tls: tlsCert.flatMap { cert in tlsKey.map { (cert, $0) } })
+            let baseURL = "\(tlsCert == nil ? "http" : "https")://127.0.0.1:\(bound)"
             if let inventoryOut {
                 let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
                 try InventoryWriter.write(fleet, baseURL: baseURL, to: inventoryOut,

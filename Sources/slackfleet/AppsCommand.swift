@@ -37,7 +37,8 @@ struct AppsCommand: ParsableCommand {
         func run() throws {
             try Console.run {
                 let (store, keyring, audit) = try global.openForChanges(command: "apps restore")
-                let appID = try SnapshotRestore.restore(snapshot: snapshot, store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit)
+                let appID = try SnapshotRestore.restore(snapshot: snapshot, store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit,
+                                                        transport: try global.transport())
                 Console.line("restored app \(appID) from snapshot \(snapshot)")
                 return .ok
             }

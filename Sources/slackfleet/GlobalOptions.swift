@@ -10,7 +10,18 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("key-file"), help: ArgumentHelp("The master key file (ignored when $SLACKFLEET_MASTER_KEY is set).", discussion: "Default: $SLACKFLEET_KEY_FILE, else <database>.key.", valueName: "path"))
     var keyFile: String?
 
+    @Option(name: .customLong("ca-file"), help: ArgumentHelp("CA certificates (PEM) to trust besides the system's, for https endpoints behind a private CA.", discussion: "Default: $SLACKFLEET_CA_FILE. TLS verification is never turned off.", valueName: "path"))
+    var caFile: String?
+
     var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// The HTTP transport's settings, the CA file checked.
+    func transport() throws -> HTTPTransport.Configuration {
+        var configuration = HTTPTransport.Configuration()
+        configuration.caFile = caFile ?? environment["SLACKFLEET_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let path = configuration.caFile { try HTTPTransport.checkCAFile(path) }
+        return configuration
+    }
 
     var databasePath: String {
         database ?? environment["SLACKFLEET_DB"].flatMap { $0.isEmpty ? nil : $0 } ?? "slackfleet.db"

@@ -76,7 +76,8 @@ struct JobOptions: ParsableArguments {
 enum JobCommand {
     static func run(_ job: FleetJob, global: GlobalOptions, options: JobOptions) throws {
         try Console.run {
-            let runOptions = try options.runOptions(job: job.name)
+            var runOptions = try options.runOptions(job: job.name)
+            runOptions.transport = try global.transport()
             let (store, keyring, audit) = try global.openForChanges(command: job.name)
             let control = RunControl(maxDuration: runOptions.maxDuration)
             let signals = SignalTrap(control: control)

@@ -457,3 +457,39 @@ extension JobSuites {
         }
     }
 }
+
+extension JobSuites {
+    @Suite("TLS")
+    struct TLSTests {
+        @Test("https with a certificate from a private CA is refused unless --ca-file names that CA; verification is never off")
+        func privateCA() throws {
+            let directory = TemporaryDirectory("tls")
+            let tls = PackagePaths.fixtures + "/tls"
+            let sim = try FleetSimProcess(["--instances", "2", "--workspaces", "1", "--registrars", "operator-v2", "--time-scale", "600",
+                                           "--tls-cert", tls + "/server.pem", "--tls-key", tls + "/server-key.pem"], directory: directory)
+            #expect(sim.baseURL.hasPrefix("https://127.0.0.1:"))
+            let cli = SlackFleetCLI(workingDirectory: directory.path)
+            let jobFile = try FastJobFile.write("provision-app", scale: 600, in: directory)
+            #expect(try cli.run(["init"]).status == 0)
+            #expect(try cli.run(["inventory", "import", sim.inventory]).status == 0)
+
+            for caFile in [nil, tls + "/other-ca.pem"] {
+                let refused = try cli.run(["provision-app", "--all", "--job-file", jobFile, "--json"] + (caFile.map { ["--ca-file", $0] } ?? []), timeout: 120)
+                #expect(refused.status == 1, "\(refused.output.suffix(800))")
+                let details = JobFixture.lines(refused).compactMap { $0["detail"] as? String }
+                #expect(details.count == 2 && details.allSatisfy { $0.contains("TLS failure") }, "\(details)")
+            }
+            let missing = try cli.run(["provision-app", "--all", "--ca-file", "no-such-ca.pem"])
+            #expect(missing.status == 78)
+            #expect(missing.stderr.contains("--ca-file no-such-ca.pem cannot be read as PEM certificates"))
+
+            let trusted = try cli.run(["provision-app", "--all", "--job-file", jobFile, "--ca-file", tls + "/ca.pem"], timeout: 120)
+            #expect(trusted.status == 0, "\(trusted.output.suffix(800))")
+            #expect(trusted.stdout.contains("ok=0 changed=2 failed=0"))
+            var fromEnvironment = cli
+            fromEnvironment.environment["SLACKFLEET_CA_FILE"] = tls + "/ca.pem"
+            let verified = try fromEnvironment.run(["verify-delivery", "--all", "--pace-scale", "600", "--timeout", "20s"], timeout: 120)
+            #expect(verified.status == 0, "$SLACKFLEET_CA_FILE works too: \(verified.output.suffix(800))")
+        }
+    }
+}

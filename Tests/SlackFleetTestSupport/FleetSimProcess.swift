@@ -29,7 +29,7 @@ public final class FleetSimProcess: @unchecked Sendable {
             line.append(byte)
         }
         baseURL = String(decoding: line, as: UTF8.self)
-        guard baseURL.hasPrefix("http://127.0.0.1:") else {
+        guard baseURL.hasPrefix("http://127.0.0.1:") || baseURL.hasPrefix("https://127.0.0.1:") else {
             process.terminate()
             throw CLITimeout(arguments: ["fleet-sim"] + arguments)
         }

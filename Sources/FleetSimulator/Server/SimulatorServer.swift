@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The simulator's HTTP server: one loopback port for Slack, every W&B instance, their
 /// Kubernetes APIs and the control API.
@@ -18,23 +19,34 @@ public final class SimulatorServer: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
     }
 
-    /// Binds 127.0.0.1 (port 0: any free port) and returns the port.
+    /// Binds 127.0.0.1 (port 0: any free port) and returns the port. With `tls` (a certificate
+    /// chain and its key, PEM files) it serves https only.
     @discardableResult
-    public func start(host: String = "127.0.0.1", port: Int = 0) throws -> Int {
+    public func start(host: String = "127.0.0.1", port: Int = 0, tls: (certificate: String, key: String)? = nil) throws -> Int {
         let simulator = simulator
+        let sslContext = try tls.map { tls in
+            try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.key, format: .pem))))
+        }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
+                let secured: EventLoopFuture<Void> = sslContext.map { context in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
+                } ?? channel.eventLoop.makeSucceededVoidFuture()
+                return secured.flatMap {
+                    channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+                }.flatMap {
                     channel.pipeline.addHandler(RequestHandler(simulator: simulator))
                 }
             }
         let channel = try bootstrap.bind(host: host, port: port).wait()
         self.channel = channel
         guard let bound = channel.localAddress?.port else { throw SimulatorError("the server has no local port") }
-        simulator.setBaseURL("http://\(host):\(bound)")
+        simulator.setBaseURL("\(tls == nil ? "http" : "https")://\(host):\(bound)")
         return bound
     }
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOSSL
 import Foundation
 import Logging
 import NIOCore
@@ -43,8 +44,24 @@ public final class HTTPTransport: Sendable {
     public struct Configuration: Sendable {
         public var connectTimeout: TimeInterval = 5
         public var maximumResponseBytes = 8 << 20
+        /// A PEM file of CA certificates trusted besides the system's (`--ca-file`), for a
+        /// private CA in front of W&B or Kubernetes. Verification itself is never turned off.
+        public var caFile: String?
 
         public init() {}
+    }
+
+    /// Checks that `path` holds at least one PEM certificate, with a message that says what to fix.
+    public static func checkCAFile(_ path: String) throws {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(path)
+        } catch {
+            throw FleetError.config("--ca-file \(path) cannot be read as PEM certificates (\(String("\(error)".prefix(120)))): give a file of -----BEGIN CERTIFICATE----- blocks")
+        }
+        guard !certificates.isEmpty else {
+            throw FleetError.config("--ca-file \(path) holds no certificate: give a file of -----BEGIN CERTIFICATE----- blocks")
+        }
     }
 
     private let client: HTTPClient
@@ -58,6 +75,11 @@ public final class HTTPTransport: Sendable {
             redirectConfiguration: .disallow,
             timeout: .init(connect: .milliseconds(Int64(configuration.connectTimeout * 1000)))
         )
+        if let caFile = configuration.caFile {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.additionalTrustRoots = [.file(caFile)]
+            clientConfiguration.tlsConfiguration = tls
+        }
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         clientConfiguration.httpVersion = .http1Only
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)

@@ -102,7 +102,8 @@ public struct SyncRedirects: FleetJob {
 /// Puts a stored snapshot of an app's manifest back (through the executor, audited).
 public enum SnapshotRestore {
     /// Restores snapshot `id` with the sync-redirects job's defaults; returns the app's id.
-    public static func restore(snapshot id: Int64, store: FleetStore, vault: SecretVault, audit: AuditLog) throws -> String {
+    public static func restore(snapshot id: Int64, store: FleetStore, vault: SecretVault, audit: AuditLog,
+                               transport configuration: HTTPTransport.Configuration = HTTPTransport.Configuration()) throws -> String {
         guard let found = try AppRepository.snapshot(id: id, in: store) else {
             throw FleetError.data("no snapshot \(id): see `slackfleet apps snapshots INSTANCE`")
         }
@@ -110,7 +111,7 @@ public enum SnapshotRestore {
             throw FleetError.data("the workspace \(found.app.workspaceID) of snapshot \(id) is no longer in the inventory")
         }
         let control = RunControl()
-        let transport = HTTPTransport()
+        let transport = HTTPTransport(configuration: configuration)
         defer { transport.shutdown() }
         let settings = JobSettings.defaults(for: "sync-redirects")
         let context = JobContext(store: store, vault: vault, executor: ChangeExecutor(audit: audit, dryRun: false, control: control),

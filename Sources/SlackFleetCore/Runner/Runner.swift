@@ -121,6 +121,8 @@ public struct RunOptions: Sendable {
     public var maxFailures: FailureBudget?
     public var maxDuration: TimeInterval?
     public var settings: JobSettings
+    /// The transport's settings (`--ca-file`).
+    public var transport = HTTPTransport.Configuration()
 
     public init(settings: JobSettings) {
         self.settings = settings
@@ -167,7 +169,7 @@ public final class Runner: @unchecked Sendable {
         var report = RunReport(runID: runID, job: job.name, dryRun: options.dryRun, startedAt: Date())
         try recordRunStart(report)
 
-        let transport = HTTPTransport(logger: logger)
+        let transport = HTTPTransport(configuration: options.transport, logger: logger)
         defer { transport.shutdown() }
         let metrics = CallMetrics()
         let executor = ChangeExecutor(audit: audit, dryRun: options.dryRun, control: control)
