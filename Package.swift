@@ -73,6 +73,17 @@ let package = Package(
             path: "Benchmarks/fleet-sim-bench"
         ),
         .executableTarget(
+            name: "slackfleet-soak",
+            dependencies: ["SlackFleetCore", "SlackFleetTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Benchmarks/slackfleet-soak"
+        ),
+        .executableTarget(
+            name: "slackfleet-fuzz",
+            dependencies: ["SlackFleetCore"],
+            path: "Fuzz",
+            exclude: ["corpus", "regressions"]
+        ),
+        .executableTarget(
             name: "slackfleet-bench",
             dependencies: ["SlackFleetCore", "SlackFleetTestSupport"],
             path: "Benchmarks/slackfleet-bench"

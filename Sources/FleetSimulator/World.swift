@@ -184,6 +184,10 @@ struct World {
     /// Faults keyed `all`, `workspace:T...` or `instance:NAME`.
     var faults: [String: Faults] = [:]
     var calls: [String: Int] = [:]
+    /// What was changed, by kind (`slack:create`, `slack:update`, `slack:delete` with app ids;
+    /// `k8s:secret`, `k8s:deployment`, `k8s:weightsandbiases`, `exec` with instance names): the
+    /// far side's own record, for checking the audit log against.
+    var mutations: [String: Set<String>] = [:]
     var rateLimiter = RateLimiter()
     /// OAuth codes issued by the authorize page: code -> (app, redirect URI, expiry).
     var oauthCodes: [String: (appID: String, redirectURI: String, expiresAt: Double)] = [:]

@@ -31,6 +31,20 @@ struct CommandLineTests {
         }
     }
 
+    @Test("the fuzz corpus and every input that once crashed a fuzz target replay without a crash", arguments: ["inventory", "manifest-diff", "responses"])
+    func fuzzRegressions(_ target: String) throws {
+        var files: [String] = []
+        for folder in ["Fuzz/corpus/", "Fuzz/regressions/"] {
+            let path = PackagePaths.root + "/" + folder + target
+            files += ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).map { path + "/" + $0 }
+        }
+        #expect(!files.isEmpty)
+        let replay = SlackFleetCLI(workingDirectory: directory.path, binary: PackagePaths.root + "/.build/debug/slackfleet-fuzz")
+        let run = try replay.run([target] + files.sorted())
+        #expect(run.status == 0, "\(run.output.suffix(600))")
+        #expect(run.stdout.contains("replayed \(files.count) input(s) through \(target) without a crash"))
+    }
+
     @Test("init creates the database and key with mode 0600 and refuses to overwrite either")
     func initCreatesPrivateFiles() throws {
         let cli = try initialised()

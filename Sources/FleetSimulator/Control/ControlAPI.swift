@@ -12,6 +12,8 @@ extension Simulator {
             case ("GET", ["calls"]):
                 return .json(["calls": .object(world.calls.mapValues { .integer(Int64($0)) }),
                               "ratelimited": .object(world.rateLimiter.limited.mapValues { .integer(Int64($0)) })])
+            case ("GET", ["mutations"]):
+                return .json(.object(world.mutations.mapValues { .array($0.sorted().map(JSONValue.string)) }))
             case ("POST", ["calls", "reset"]):
                 world.calls.removeAll()
                 return .json(["ok": true])
@@ -39,6 +41,7 @@ extension Simulator {
                 }
                 let delay = world.config.rolloutDelay + (world.faults["instance:\(path[1])"]?.slowRollout ?? 0)
                 world.instances[path[1]]?.pendingRollout = PendingRollout(completesAt: Date().addingTimeInterval(delay), credentials: (id, secret))
+                world.mutations["exec", default: []].insert(path[1])
                 return .json(["ok": true])
             case ("GET", ["tokens"]):
                 return .json(.array(world.tokens.values.sorted { $0.issuedAt < $1.issuedAt }.map { token in

@@ -58,6 +58,7 @@ extension Simulator {
                     return Simulator.status(400, "BadRequest", "admission webhook \"vweightsandbiases.wandb.com\" denied the request: \(problem)")
                 }
                 world.sequence += 1
+                world.mutations["k8s:\(kind)", default: []].insert(name)
                 object.resourceVersion = world.sequence
                 object.body = Simulator.withResourceVersion(patched, object.resourceVersion)
                 let delay = world.config.rolloutDelay + (world.faults["instance:\(name)"]?.slowRollout ?? 0)

@@ -111,6 +111,7 @@ extension Simulator {
                              clientSecret: world.hex(16), signingSecret: world.hex(16), verificationToken: world.identifier("", length: 24),
                              createdAt: world.now)
             world.apps[app.id] = app
+            world.mutations["slack:create", default: []].insert(app.id)
             let scopes = manifest["oauth_config"]?["scopes"]?["bot"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ",") ?? ""
             return Simulator.slackOK([
                 "app_id": .string(app.id),
@@ -129,6 +130,7 @@ extension Simulator {
             }
             let permissionsUpdated = Simulator.permissionFields(app.manifest) != Simulator.permissionFields(manifest)
             world.apps[appID]?.manifest = manifest
+            world.mutations["slack:update", default: []].insert(appID)
             world.noteDelivery(team: token.teamID, cause: "apps.manifest.update of \(appID)")
             return Simulator.slackOK(["app_id": .string(appID), "permissions_updated": .bool(permissionsUpdated)])
         case "apps.manifest.export":
@@ -149,6 +151,7 @@ extension Simulator {
             guard let appID = arguments.string("app_id") else { return Simulator.slackError("invalid_app_id") }
             guard let app = world.apps[appID], !app.deleted, app.teamID == token.teamID else { return Simulator.slackError("app_not_found") }
             world.apps[appID]?.deleted = true
+            world.mutations["slack:delete", default: []].insert(appID)
             world.noteDelivery(team: token.teamID, cause: "apps.manifest.delete of \(appID)")
             return Simulator.slackOK()
         default:

@@ -16,6 +16,9 @@ public final class CanaryWatcher: @unchecked Sendable {
     /// Why the last poll of a channel failed, if it did.
     private var pollFailure: [String: String] = [:]
 
+    /// How long past its deadline a waiter waits for a poll already in flight.
+    static let pollGrace: TimeInterval = 10
+
     public init() {}
 
     /// Starts watching for `nonce` before anyone waits for it, so every poll looks for it: a
@@ -43,6 +46,11 @@ public final class CanaryWatcher: @unchecked Sendable {
             if let at = seen[nonce] { return max(0, at - sentAt.timeIntervalSince1970) }
             if let stop = control.stop { throw RunControl.Interrupted(reason: stop) }
             let now = Date()
+            // A poll in flight when the time is up may still bring the message: wait for it, a little.
+            if now >= deadline, polling.contains(channel), now < deadline.addingTimeInterval(CanaryWatcher.pollGrace) {
+                _ = condition.wait(until: deadline.addingTimeInterval(CanaryWatcher.pollGrace))
+                continue
+            }
             if now >= deadline {
                 guard let failure = pollFailure[channel] else { return nil }
                 throw FleetError.failed("could not read \(channel.split(separator: "/").last ?? "") to look for the test alert: \(failure)")

@@ -17,11 +17,19 @@ public struct VerifyDelivery: FleetJob {
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }
 
+    /// `--timeout` from when the instance took the alert, but never so early that the channel
+    /// is not read at least once after the waiting starts: the group's other sends (one retried
+    /// after a timeout, say) may have taken longer than that.
+    private func deadline(_ item: Pending, sentAt: Date) -> Date {
+        max((item.acceptedAt ?? sentAt).addingTimeInterval(timeout), Date().addingTimeInterval(min(timeout, 5)))
+    }
+
     private struct Pending: Sendable {
         let instance: Instance
         var checks: [String: String]
         var nonce: String?
         var sentAt: Date?
+        var acceptedAt: Date?
     }
 
     public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
@@ -82,6 +90,9 @@ public struct VerifyDelivery: FleetJob {
                 if sent {
                     item.nonce = nonce
                     item.sentAt = sentAt
+                    // The wait starts when the instance took the alert: a send retried after a
+                    // timeout must not eat the time the message has to show.
+                    item.acceptedAt = Date()
                 }
             } catch {
                 let failed = VerifyDelivery.checkNames.first { item.checks[$0] == nil } ?? "ready"
@@ -105,7 +116,7 @@ public struct VerifyDelivery: FleetJob {
                 if let botToken, let channel = workspace.canaryChannel {
                     do {
                         latency = try watcher.await(nonce: nonce, sentAt: sentAt, channel: workspace.id + "/" + channel,
-                                                    deadline: sentAt.addingTimeInterval(timeout), control: context.control) { oldest in
+                                                    deadline: deadline(item, sentAt: sentAt), control: context.control) { oldest in
                             try slack.history(channel: channel, oldest: oldest, token: botToken)
                         }
                         checks["delivered"] = latency == nil ? "not seen in \(channel) within \(Int(timeout)) s" : "ok"

@@ -48,7 +48,9 @@ public struct SlackClient: Sendable {
     ]
 
     /// Calls `method` with form fields (every method accepts them); returns the success body.
-    public func call(_ method: String, token: SecretValue?, _ fields: [String: String] = [:], idempotent: Bool = true) throws -> JSON {
+    /// `timeout`: each attempt's limit, when shorter than the transport's.
+    public func call(_ method: String, token: SecretValue?, _ fields: [String: String] = [:], idempotent: Bool = true,
+                     timeout: TimeInterval? = nil) throws -> JSON {
         let retry = idempotent ? environment.retry : environment.retry.nonIdempotent
         let tier = SlackClient.tiers[method] ?? .tier3
         var base = workspace.apiURL
@@ -59,6 +61,7 @@ public struct SlackClient: Sendable {
         if let token { headers.append(("Authorization", "Bearer \(token.revealed)")) }
         var spec = HTTPRequestSpec(method: "POST", url: base + method, headers: headers, body: Data(body.utf8),
                                    allowInsecureHTTP: workspace.allowInsecureHTTP)
+        if let timeout { spec.timeout = min(spec.timeout, timeout) }
         if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
         return try retry.run(environment.control, onRetry: { error, _ in
             environment.metrics.retried()
@@ -143,8 +146,9 @@ public struct SlackClient: Sendable {
     }
 
     /// Messages of `channel` newer than `oldest` (a Slack ts): text and ts, newest first, up to 200.
-    public func history(channel: String, oldest: String, token: SecretValue) throws -> [(text: String, ts: Double?)] {
-        let json = try call("conversations.history", token: token, ["channel": channel, "oldest": oldest, "limit": "200"])
+    /// Each attempt is limited to `timeout`: a poll that hangs must not outlast the waits it serves.
+    public func history(channel: String, oldest: String, token: SecretValue, timeout: TimeInterval = 5) throws -> [(text: String, ts: Double?)] {
+        let json = try call("conversations.history", token: token, ["channel": channel, "oldest": oldest, "limit": "200"], timeout: timeout)
         return json["messages"]?.listValue?.compactMap { message in
             message["text"]?.stringValue.map { ($0, message["ts"]?.stringValue.flatMap(Double.init)) }
         } ?? []

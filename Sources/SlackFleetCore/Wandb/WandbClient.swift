@@ -34,8 +34,14 @@ public struct WandbClient: Sendable {
         while base.hasSuffix("/") { base.removeLast() }
         var spec = HTTPRequestSpec(method: "GET", url: base + "/ready", allowInsecureHTTP: instance.allowInsecureHTTP)
         if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
-        environment.metrics.called("wandb:ready")
-        return try environment.transport.send(spec).status == 200
+        // Retried like every other call (a reset or a 5xx from the load balancer passes); a
+        // steady non-200 answer is the verdict.
+        return try environment.retry.run(environment.control, onRetry: { _, _ in environment.metrics.retried() }) {
+            environment.metrics.called("wandb:ready")
+            let status = try environment.transport.send(spec).status
+            if status >= 500 { throw ServiceError(service: "wandb", target: instance.name, status: status, code: "http_\(status)") }
+            return status == 200
+        }
     }
 
     /// Sends a test alert through the instance (`notifyScriptableRunAlert`); returns its `success`.
