@@ -90,7 +90,9 @@ var problems: [String] = []
         let (status, results, details) = try run(arguments)
         runs = attempt
         lastDetails = details
-        let heldBack = Set(results.keys.filter { name in !down.contains(name) && down.contains { details[name]?.contains("another instance failed: \($0)") == true } })
+        let heldBack = Set(results.keys.filter { name in
+            !down.contains(name) && down.contains { details[name]?.contains("another instance failed: \($0)") == true || details[name]?.contains("did not reach \($0)") == true }
+        })
         pending = Set(results.filter { !["ok", "changed"].contains($0.value) && !down.contains($0.key) && !heldBack.contains($0.key) }.keys)
         if touchesInstances {
             if !down.allSatisfy({ results[$0] == nil || results[$0] == "failed" }) { problems.append("\(name): a down instance was not reported failed") }
@@ -105,7 +107,14 @@ var problems: [String] = []
     if pending.isEmpty {
         print(String(format: "%@: every instance that is up converged in %d run(s) under faults, %.0f s", name, runs, seconds))
     } else {
-        let sample = pending.sorted().prefix(3).map { "\($0): \(lastDetails[$0] ?? "")" }.joined(separator: " | ")
+        // One example per distinct reason (instance names taken out).
+        var reasons: [String: String] = [:]
+        for name in pending.sorted() {
+            let detail = lastDetails[name] ?? ""
+            let key = detail.replacingOccurrences(of: #"wandb-\d{4}"#, with: "*", options: .regularExpression)
+            if reasons[key] == nil { reasons[key] = "\(name): \(detail)" }
+        }
+        let sample = reasons.values.sorted().prefix(6).joined(separator: " | ")
         print(String(format: "%@: %d instance(s) that are up still not converged after %d runs, %.0f s: %@", name, pending.count, runs, seconds, sample))
         problems.append("\(name): \(pending.count) not converged under faults")
     }

@@ -207,9 +207,16 @@ public struct RotateSecret: FleetJob {
         let registered: [InstanceResult] = context.each(group.instances) { instance in
             do {
                 let wandb = try context.wandb(instance)
-                try AppRepository.recordInstance(instance.name, app: pending, state: "registering", in: context.store)
+                // Read first: an instance that cannot be reached is never given anything, so a
+                // rollback has nothing to undo there. A new secret for the same client ID is
+                // always written; a new client ID only where the instance does not report it yet.
+                let reported = try wandb.serverInfo().slackClientID
                 let started = Date()
-                let changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: propagated)
+                var changed = false
+                if propagated || reported != credentials.clientID {
+                    try AppRepository.recordInstance(instance.name, app: pending, state: "registering", in: context.store)
+                    changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: true)
+                }
                 try AppRepository.recordInstance(instance.name, app: pending, state: "running", in: context.store)
                 CrashPoint.reach("rotate:instance-registered")
                 var result = InstanceResult(instance: instance.name, appGroup: key.appGroup, workspace: workspace.id, outcome: .changed,
@@ -305,12 +312,14 @@ public struct RotateSecret: FleetJob {
             let credentials = try AppRepository.credentials(current, vault: context.vault)
             back = context.each(group.instances) { instance in
                 do {
+                    // Only an instance that was given the pending credentials has anything to undo;
+                    // it gets the current ones written again even if it still reports them, since a
+                    // rollout of the pending ones may be under way. The others were never touched.
+                    guard try AppRepository.instanceCredential(instance.name, in: context.store)?.appID == pending.id else {
+                        return InstanceResult(instance: instance.name, appGroup: key.appGroup, workspace: workspace.id, outcome: .ok, detail: "")
+                    }
                     let wandb = try context.wandb(instance)
-                    // An instance that was given the pending credentials gets the current ones written
-                    // again even if it still reports them: a rollout of the pending ones may be under way.
-                    let recorded = try AppRepository.instanceCredential(instance.name, in: context.store)
-                    let attempted = propagated || recorded?.appID == pending.id
-                    try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: attempted)
+                    try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: true)
                     try AppRepository.recordInstance(instance.name, app: current, state: "running", in: context.store)
                     return InstanceResult(instance: instance.name, appGroup: key.appGroup, workspace: workspace.id, outcome: .ok, detail: "")
                 } catch {
