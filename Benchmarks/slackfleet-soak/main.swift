@@ -80,14 +80,16 @@ var problems: [String] = []
 /// `touchesInstances`: the job talks to the W&B instances, so the down ones must fail. A rotation
 /// never promotes an app group with a member down: the group's other members are rolled back
 /// to their working credentials and counted as held back, not as failures.
-@MainActor func phase(_ name: String, _ arguments: [String], touchesInstances: Bool = true) throws {
+@MainActor func phase(_ name: String, _ arguments: [String], touchesInstances: Bool = true, rotation: Bool = false) throws {
     let phaseStart = Date()
     var pending = Set<String>()
     var lastDetails: [String: String] = [:]
     var runs = 0
     for attempt in 1...runsUnderFaults {
         try faultsOn(storm: attempt == 1)
-        let (status, results, details) = try run(arguments)
+        // A rotation's later runs leave alone the groups already rotated in this phase.
+        let again = rotation && attempt > 1 ? ["--min-age", "\(Int(Date().timeIntervalSince(phaseStart)) + 1)s"] : []
+        let (status, results, details) = try run(arguments + again)
         runs = attempt
         lastDetails = details
         let heldBack = Set(results.keys.filter { name in
@@ -188,7 +190,7 @@ var problems: [String] = []
 // MARK: The phases
 
 guard try cli.run(["init"]).status == 0, try cli.run(["inventory", "import", sim.inventory]).status == 0 else {
-    print("error: cannot set up the database"); exit(1)
+    print("error: cannot set up the database"); sim.stop(); exit(1)
 }
 print("soak: \(instanceCount) instances in 10 workspaces (20 app groups of 20), faults: 5% 5xx, 2% hangs past the client timeout, 1% resets, a 429 storm on \(stormed.joined(separator: " and ")) for the first 6 s of each phase, \(down.count) instances down, slow rollouts on \(slow.count)")
 let common = ["--all", "--job-file", jobFile]
@@ -204,7 +206,7 @@ try inventory.write(toFile: work.file("dns.yaml"), atomically: true, encoding: .
 _ = try cli.run(["inventory", "import", work.file("dns.yaml")])
 try phase("sync-redirects", ["sync-redirects"] + common, touchesInstances: false)
 try phase("rotate-secret --config-tokens", ["rotate-secret", "--config-tokens", "--min-remaining", "13h"] + common, touchesInstances: false)
-try phase("rotate-secret --client-secret", ["rotate-secret", "--client-secret", "--grace", "0", "--timeout", "30s"] + common)
+try phase("rotate-secret --client-secret", ["rotate-secret", "--client-secret", "--grace", "0", "--timeout", "30s"] + common, rotation: true)
 // A person regenerates the secret of one shared app; --propagate pushes it.
 let apps = try sim.control("GET", "apps") as? [[String: Any]] ?? []
 if let shared = apps.first(where: { $0["deleted"] as? Bool == false && ((($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String) == "W&B alerts shared-3" }),
@@ -242,5 +244,6 @@ if problems.isEmpty {
     print("soak: passed")
 } else {
     for problem in problems { print("soak problem: \(problem)") }
+    sim.stop()  // exit() skips the top-level defer
     exit(1)
 }
