@@ -87,7 +87,7 @@ enum JobCommand {
             logger[metadataKey: "run-id"] = "\(audit.context.runID)"
             let runner = Runner(store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit, control: control, logger: logger)
             let progress = ProgressLine(terminal: isatty(STDERR_FILENO) == 1)
-            runner.onProgress = { done, total, results in progress.update(done: done, total: total, results: results) }
+            runner.onProgress = { progress.update($0) }
             let report = try runner.run(job, options: runOptions) { Console.note($0) }
             progress.finish()
             if let path = options.metricsFile { try MetricsFile.write(report, to: path) }
@@ -201,12 +201,13 @@ final class ProgressLine: @unchecked Sendable {
         self.terminal = terminal
     }
 
-    func update(done: Int, total: Int, results: [InstanceResult]) {
+    func update(_ progress: RunProgress) {
         lock.lock()
         defer { lock.unlock() }
-        guard terminal || Date().timeIntervalSince(lastLogged) >= 60 else { return }
+        // A terminal gets at most ten redraws a second; a log, one line a minute.
+        guard Date().timeIntervalSince(lastLogged) >= (terminal ? 0.1 : 60) || (terminal && progress.groupsDone == progress.groups) else { return }
         lastLogged = Date()
-        let changed = results.filter { $0.outcome == .changed }.count, failed = results.filter { $0.outcome == .failed }.count
+        let (done, total, changed, failed) = (progress.groupsDone, progress.groups, progress.changed, progress.failed)
         let elapsed = Date().timeIntervalSince(started)
         let eta = done > 0 && done < total ? " ETA \(ProgressLine.duration(elapsed / Double(done) * Double(total - done)))" : ""
         let line = "[\(done)/\(total) app groups] changed=\(changed) failed=\(failed)\(eta)"

@@ -94,3 +94,84 @@ struct JobSettingsTests {
         #expect(edited["settings"]?["allowed_ip_address_ranges"] == nil, "an empty allow-list is no list: Slack's schema wants at least one entry")
     }
 }
+
+@Suite("JSON reader")
+struct JSONParserTests {
+    /// JSONSerialization's reading of a document, as a `JSON` value: the reference to agree with.
+    static func reference(_ text: String) throws -> JSON {
+        func convert(_ value: Any) -> JSON {
+            switch value {
+            case let text as String: return .string(text)
+            case let number as NSNumber:
+                switch String(cString: number.objCType) {
+                case "c": return .bool(number.boolValue)
+                case "d", "f": return .double(number.doubleValue)
+                default: return .int(number.intValue)
+                }
+            case let items as [Any]: return .list(items.map(convert))
+            case let fields as [String: Any]: return .object(fields.mapValues(convert))
+            default: return .null
+            }
+        }
+        return convert(try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]))
+    }
+
+    @Test("reads what JSONSerialization reads, to the same value", arguments: [
+        #"{"ok": true, "app_id": "A0123", "credentials": {"client_id": "123.456", "client_secret": "s3cr\/et"}}"#,
+        #"[1, -2, 3.5, -0.25, 1e3, 2E-2, 0, -0, 9223372036854775807, 18446744073709551616, 1.0]"#,
+        #"{"a": [], "b": {}, "c": [[[]]], "d": null, "e": false, "f": "", "g": [true, null, "x"]}"#,
+        #"  {"escapes": "\" \\ \/ \b \f \n \r \t \u0041 \u00e9 \u65e5 \ud83d\ude80 end"}  "#,
+        #"{"unicode": "é 日本 🚀 \u0000 ok"}"#,
+        #"{"dup": 1, "dup": 2}"#,
+        #""just a string""#, "42", "null",
+        "{\r\n\t\"spaced\" :\n [ 1 ,2 ] }",
+        #"{"data": {"serverInfo": {"slackClientID": "123.456", "cliVersionInfo": {"max_cli_version": "0.19.0"}}}, "errors": [{"message": "x", "path": ["a", 0]}]}"#,
+    ])
+    func agreesWithFoundation(_ text: String) throws {
+        #expect(try JSON.parse(Data(text.utf8)) == (try JSONParserTests.reference(text)))
+    }
+
+    @Test("refuses what is not JSON, with where", arguments: [
+        "", "   ", "{", "[1,", "[1 2]", "{\"a\" 1}", "{\"a\":1,}", "[1,]", "{a: 1}", "'x'", "tru", "nul", "01", "1.", ".5", "-", "1e",
+        "+1", "\"unterminated", "\"bad \\q escape\"", "\"\\u12\"", "\"\\ud800\"", "\"\\ud800\\u0041\"", "\"tab\tinside\"",
+        "[1] x", "1e999", "NaN", "Infinity", "<html><body>502 Bad Gateway</body></html>", "{\"a\":1}}",
+    ])
+    func refuses(_ text: String) {
+        #expect(throws: (any Error).self) { try JSON.parse(Data(text.utf8)) }
+    }
+
+    @Test("refuses bytes that are not UTF-8 inside a string")
+    func invalidUTF8() {
+        let bytes: [UInt8] = Array("{\"a\": \"".utf8) + [0xC3, 0x28] + Array("\"}".utf8)
+        #expect(throws: (any Error).self) { try JSON.parse(Data(bytes)) }
+        let overlong: [UInt8] = Array("[\"".utf8) + [0xC0, 0xAF] + Array("\"]".utf8)
+        #expect(throws: (any Error).self) { try JSON.parse(Data(overlong)) }
+    }
+
+    @Test("refuses nesting deeper than 512 levels instead of exhausting the stack; 512 is read")
+    func depth() throws {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: (any Error).self) { try JSON.parse(Data(deep.utf8)) }
+        let allowed = String(repeating: "[", count: 512) + String(repeating: "]", count: 512)
+        #expect(try JSON.parse(Data(allowed.utf8)).listValue != nil)
+    }
+
+    @Test("a written value reads back to itself")
+    func roundTrip() throws {
+        let value: JSON = ["name": "W&B \"alerts\"\n", "n": 3, "x": .double(0.5), "flags": [true, false, .null], "nested": ["a": ["b": []]]]
+        #expect(try JSON.parse(value.data) == value)
+    }
+}
+
+@Suite("Slack form encoding")
+struct FormEncodingTests {
+    @Test("form fields are percent-encoded byte by byte, all but RFC 3986's unreserved characters")
+    func formEncoding() {
+        let text = "W&B alerts: é 日本 a+b=c/d?e%f~g_h.i-j\n{\"k\": [1]}"
+        let encoded = SlackClient.formEncode(text)
+        #expect(encoded.utf8.allSatisfy { $0 < 0x80 })
+        #expect(encoded.hasPrefix("W%26B%20alerts%3A%20%C3%A9%20%E6%97%A5%E6%9C%AC%20a%2Bb%3Dc%2Fd%3Fe%25f~g_h.i-j%0A"))
+        #expect(encoded.removingPercentEncoding == text)
+        #expect(SlackClient.formEncode("") == "")
+    }
+}

@@ -48,7 +48,8 @@ public final class AuditLog: @unchecked Sendable {
     @discardableResult
     public func append(_ drafts: [AuditDraft], in db: Database) throws -> [AuditEntry] {
         guard !drafts.isEmpty else { return [] }
-        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        // Cached statements here and in signHead: every commit of every run comes through.
+        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1"))
         var seq: Int64 = last?["seq"] ?? 0
         var previous: String = last?["hash"] ?? AuditChain.genesisHash
         let time = Timestamp.now()
@@ -170,8 +171,8 @@ public final class AuditLog: @unchecked Sendable {
 
     private func signHead(seq: Int64, hash: String, keyring: Keyring, in db: Database) throws {
         let head = SignedHead(seq: seq, hash: hash, mac: keyring.auditHeadMAC(seq: seq, hash: hash))
-        try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                       arguments: [AuditLog.headMetaKey, try JSONEncoder().encode(head)])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
+            .execute(arguments: [AuditLog.headMetaKey, head.encoded])
     }
 
     static func canonicalJSON(_ detail: [String: JSON]) throws -> String {
@@ -184,6 +185,13 @@ struct SignedHead: Codable {
     let seq: Int64
     let hash: String
     let mac: String
+
+    /// The stored form, as JSONEncoder would write it (read back with JSONDecoder), without
+    /// JSONEncoder's cost on every commit.
+    var encoded: Data {
+        let value: JSON = ["seq": .int(Int(seq)), "hash": .string(hash), "mac": .string(mac)]
+        return value.data
+    }
 }
 
 /// What `audit verify` found.

@@ -92,10 +92,10 @@ public final class HTTPTransport: Sendable {
 
     /// Sends `spec` and waits for the whole answer.
     public func send(_ spec: HTTPRequestSpec) throws -> HTTPReply {
-        let target = HTTPTransport.target(spec)
         guard let url = URL(string: spec.url), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else {
-            throw TransportError(.invalidURL, target: target)
+            throw TransportError(.invalidURL, target: spec.method + " (invalid URL)")
         }
+        let target = HTTPTransport.target(spec.method, url)
         let bareHost = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         if scheme == "http" {
             guard spec.allowInsecureHTTP, EndpointRules.isLoopback(bareHost) else {
@@ -117,9 +117,8 @@ public final class HTTPTransport: Sendable {
         } catch {
             throw TransportError(.invalidURL, target: target)
         }
-        let id = UUID().uuidString.prefix(8)
         var requestLogger = logger
-        requestLogger[metadataKey: "request-id"] = "\(id)"
+        if logger.logLevel <= .debug { requestLogger[metadataKey: "request-id"] = "\(UUID().uuidString.prefix(8))" }
         requestLogger.debug("→ \(target)")
         let started = DispatchTime.now()
         let accumulator = ResponseAccumulator(request: request, maxBodySize: configuration.maximumResponseBytes)
@@ -144,7 +143,11 @@ public final class HTTPTransport: Sendable {
     /// `METHOD host:port/path`: what a message may say about a request.
     static func target(_ spec: HTTPRequestSpec) -> String {
         guard let url = URL(string: spec.url) else { return spec.method + " (invalid URL)" }
-        return "\(spec.method) \(url.host ?? "")\(url.port.map { ":\($0)" } ?? "")\(url.path)"
+        return target(spec.method, url)
+    }
+
+    static func target(_ method: String, _ url: URL) -> String {
+        "\(method) \(url.host ?? "")\(url.port.map { ":\($0)" } ?? "")\(url.path)"
     }
 
     static func map(_ error: any Error, target: String) -> TransportError {

@@ -5,6 +5,7 @@ import Foundation
 /// client ID and secret.
 public struct ProvisionApp: FleetJob {
     public let name = "provision-app"
+    private let apps = CurrentApps()
 
     public init() {}
 
@@ -38,7 +39,7 @@ public struct ProvisionApp: FleetJob {
     }
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int {
-        (try? AppRepository.current(workspaceID: group.workspace.id, appGroup: group.key.appGroup, in: context.store)) == nil ? 1 : 0
+        (try? apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, context: context)) == nil ? 1 : 0
     }
 
     public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
@@ -46,7 +47,8 @@ public struct ProvisionApp: FleetJob {
         var created = false
         let app: App?
         do {
-            if let existing = try AppRepository.current(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store) {
+            if let existing = try apps.app(workspaceID: workspace.id, appGroup: group.key.appGroup, context: context)
+                ?? AppRepository.current(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store) {
                 app = existing
             } else {
                 app = try create(group, context: context)

@@ -4,6 +4,7 @@ import Foundation
 /// nothing else in the manifest is touched.
 public struct SyncRedirects: FleetJob {
     public let name = "sync-redirects"
+    private let apps = CurrentApps()
 
     public init() {}
 
@@ -64,7 +65,7 @@ public struct SyncRedirects: FleetJob {
 
     public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
         do {
-            guard let app = try AppRepository.current(workspaceID: group.workspace.id, appGroup: group.key.appGroup, in: context.store),
+            guard let app = try apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, context: context),
                   let appID = app.slackAppID else {
                 return context.all(group, .skipped, "no Slack app yet: run provision-app first")
             }

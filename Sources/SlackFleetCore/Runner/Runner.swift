@@ -142,8 +142,8 @@ public final class Runner: @unchecked Sendable {
     public let audit: AuditLog
     public let control: RunControl
     private let logger: Logger
-    /// Called after each group, with (groups done, groups in all, results so far).
-    public var onProgress: (@Sendable (Int, Int, [InstanceResult]) -> Void)?
+    /// Called after each group with the progress so far.
+    public var onProgress: (@Sendable (RunProgress) -> Void)?
 
     public init(store: FleetStore, vault: SecretVault, audit: AuditLog, control: RunControl,
                 logger: Logger = Logger(label: "slackfleet.run", factory: { _ in SwiftLogNoOpLogHandler() })) {
@@ -202,9 +202,9 @@ public final class Runner: @unchecked Sendable {
                     var results = job.run(work[index], context: groupContext)
                     let elapsed = Int((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000)
                     for position in results.indices where results[position].durationMS == 0 { results[position].durationMS = elapsed }
-                    let (done, failures, all) = shared.finish(index, results)
-                    if budget.exceeded(failures: failures, total: total) { control.requestStop(.failureBudget) }
-                    onProgress?(done, work.count, all)
+                    let progress = shared.finish(index, results, groups: work.count)
+                    if budget.exceeded(failures: progress.failed, total: total) { control.requestStop(.failureBudget) }
+                    onProgress?(progress)
                 }
             }
         }
@@ -293,20 +293,30 @@ public final class Runner: @unchecked Sendable {
             let summary: JSON = .object(Dictionary(uniqueKeysWithValues: InstanceResult.Outcome.allCases.map { ($0.rawValue, JSON.int(report.count($0))) }))
             try db.execute(sql: "UPDATE run SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
                            arguments: [Timestamp.format(report.finishedAt), report.stop?.rawValue ?? "finished", summary.canonicalJSON, report.runID])
+            let insert = try db.makeStatement(sql: "INSERT OR REPLACE INTO run_result (run_id, instance, app_group, result, detail, duration_ms) VALUES (?, ?, ?, ?, ?, ?)")
             for result in report.results {
-                try db.execute(sql: "INSERT OR REPLACE INTO run_result (run_id, instance, app_group, result, detail, duration_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [report.runID, result.instance, result.appGroup, result.outcome.rawValue, result.detail, result.durationMS])
+                try insert.execute(arguments: [report.runID, result.instance, result.appGroup, result.outcome.rawValue, result.detail, result.durationMS])
             }
         }
     }
 }
 
+/// How far a run is: app groups finished, and instance results so far.
+public struct RunProgress: Sendable {
+    public let groupsDone: Int
+    public let groups: Int
+    public let changed: Int
+    public let failed: Int
+}
+
 /// The lanes' shared list: the next group to take and the results so far.
+
 private final class SharedRunState: @unchecked Sendable {
     private let lock = NSLock()
     private var nextIndex = 0
     private var done = 0
     private var failures = 0
+    private var changes = 0
     private var finished: [Int: [InstanceResult]] = [:]
 
     func next(limit: Int) -> Int? {
@@ -317,13 +327,16 @@ private final class SharedRunState: @unchecked Sendable {
         return nextIndex - 1
     }
 
-    func finish(_ index: Int, _ results: [InstanceResult]) -> (done: Int, failures: Int, all: [InstanceResult]) {
+    /// Keeps a group's results; returns the counts so far (kept as running totals: a run of
+    /// thousands of groups must not gather every result again after each one).
+    func finish(_ index: Int, _ results: [InstanceResult], groups: Int) -> RunProgress {
         lock.lock()
         defer { lock.unlock() }
         finished[index] = results
         done += 1
         failures += results.filter { $0.outcome == .failed }.count
-        return (done, failures, finished.keys.sorted().flatMap { finished[$0] ?? [] })
+        changes += results.filter { $0.outcome == .changed }.count
+        return RunProgress(groupsDone: done, groups: groups, changed: changes, failed: failures)
     }
 
     var results: [Int: [InstanceResult]] {

@@ -48,15 +48,16 @@ public struct SecretVault: Sendable {
         guard !value.revealed.isEmpty else {
             throw FleetError.data("the value for secret \(name) is empty: nothing was stored")
         }
-        let previous = try String.fetchOne(db, sql: "SELECT fingerprint FROM secret WHERE name = ?", arguments: [name])
+        // Cached statements: a provisioning run stores a few secrets for every app.
+        let previous = try String.fetchOne(db.cachedStatement(sql: "SELECT fingerprint FROM secret WHERE name = ?"), arguments: [name])
         let fingerprint = keyring.fingerprint(of: value)
         let sealed = try keyring.seal(Data(value.revealed.utf8), context: "secret:\(name)")
         let now = Timestamp.now()
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO secret (name, sealed, fingerprint, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed, fingerprint = excluded.fingerprint,
                 updated_at = excluded.updated_at
-            """, arguments: [name, sealed, fingerprint, now, now])
+            """).execute(arguments: [name, sealed, fingerprint, now, now])
         return Change(name: name, previousFingerprint: previous, fingerprint: fingerprint)
     }
 
@@ -66,7 +67,7 @@ public struct SecretVault: Sendable {
     }
 
     func storedValue(_ name: String, in db: Database) throws -> SecretValue {
-        guard let sealed = try Data.fetchOne(db, sql: "SELECT sealed FROM secret WHERE name = ?", arguments: [name]) else {
+        guard let sealed = try Data.fetchOne(db.cachedStatement(sql: "SELECT sealed FROM secret WHERE name = ?"), arguments: [name]) else {
             throw FleetError.config("secret \(name) is not stored in this database: run `slackfleet secrets set \(name)` with the value on stdin")
         }
         let plaintext: Data

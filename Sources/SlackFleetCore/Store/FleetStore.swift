@@ -64,20 +64,20 @@ public final class FleetStore: Sendable {
     }
 
     /// Runs `body` in one write transaction; every change in it commits or none does.
-    public func write<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+    public func write<T>(_ what: @autoclosure () -> String, _ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.write(body)
         } catch let error as DatabaseError {
-            throw StoreError(error, while: what)
+            throw StoreError(error, while: what())
         }
     }
 
     /// Runs `body` on a read-only snapshot of the database.
-    public func read<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+    public func read<T>(_ what: @autoclosure () -> String, _ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.read(body)
         } catch let error as DatabaseError {
-            throw StoreError(error, while: what)
+            throw StoreError(error, while: what())
         }
     }
 }

@@ -51,33 +51,9 @@ public enum JSON: Sendable, Equatable {
     /// The strings of a list value (other items are skipped).
     public var strings: [String] { listValue?.compactMap(\.stringValue) ?? [] }
 
-    /// Parses a JSON document.
-    ///
-    /// Through JSONSerialization: it is several times cheaper than probing each value's type
-    /// with JSONDecoder, and every answer from Slack, W&B and Kubernetes comes through here.
+    /// Parses a JSON document (see JSONParser: integers stay integers, depth is bounded).
     public static func parse(_ data: Data) throws -> JSON {
-        JSON(any: try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]))
-    }
-
-    /// A JSONSerialization value. Booleans are told from numbers by their Objective-C type,
-    /// which JSONSerialization sets to `c` for `true` and `false` only.
-    init(any value: Any) {
-        switch value {
-        case let text as String:
-            self = .string(text)
-        case let number as NSNumber:
-            switch String(cString: number.objCType) {
-            case "c": self = .bool(number.boolValue)
-            case "d", "f": self = .double(number.doubleValue)
-            default: self = .int(number.intValue)
-            }
-        case let items as [Any]:
-            self = .list(items.map(JSON.init(any:)))
-        case let fields as [String: Any]:
-            self = .object(fields.mapValues(JSON.init(any:)))
-        default:
-            self = .null
-        }
+        try JSONParser.parse(data)
     }
 
     /// This value with the member at `path` (object keys) replaced, creating objects on the way.
