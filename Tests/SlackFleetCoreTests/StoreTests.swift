@@ -39,6 +39,15 @@ struct StoreTests {
         #expect(foreignKeys == 1)
     }
 
+    @Test("the writer syncs every commit to disk (synchronous = FULL), on a new database and when one is opened again")
+    func durableCommits() throws {
+        let fixture = try FleetFixture()
+        // GRDB's pool sets NORMAL when it turns WAL on; FULL must be what the writer keeps.
+        #expect(try fixture.store.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+        let reopened = try FleetStore.open(atPath: fixture.store.path)
+        #expect(try reopened.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+    }
+
     @Test("a database from each earlier schema version migrates with its data intact")
     func migratesFromEachEarlierVersion() throws {
         for (index, identifier) in Schema.migrationIdentifiers.enumerated().dropLast() {

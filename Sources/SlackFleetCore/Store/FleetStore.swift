@@ -44,13 +44,14 @@ public final class FleetStore: Sendable {
         configuration.busyMode = .timeout(busyTimeout)
         configuration.foreignKeysEnabled = true
         configuration.label = "slackfleet"
-        configuration.prepareDatabase { db in
-            // Durable commits: an audit intent must be on disk before the change it describes.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // Durable commits: an audit intent, or the credentials Slack shows only once, must be
+            // on disk before anything depends on them. Set here, on the writer, after the pool is
+            // open: GRDB's pool sets `synchronous = NORMAL` when it turns WAL on, after
+            // `prepareDatabase` has run, so a setting made there does not last.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         } catch {
             throw StoreError(error, while: "opening the database \(path)")
         }
