@@ -111,26 +111,30 @@ var peakMemory: (kilobytes: Int, command: String) = (0, "")
             if results.keys.contains(where: down.contains), status != 1 { problems.append("\(name): exit \(status) with down instances, not 1") }
         }
         if pending.isEmpty {
-            if !heldBack.isEmpty { print("  \(heldBack.count) instance(s) share an app group with a down instance: rolled back, still on working credentials") }
+            if !heldBack.isEmpty { print("  \(heldBack.count) instance(s) share an app group with a down instance: held back, still on working credentials") }
             break
         }
+        if attempt < runsUnderFaults { print("  run \(attempt): \(pending.count) not converged yet: \(reasons(pending, details))") }
     }
     let seconds = Date().timeIntervalSince(phaseStart)
     if pending.isEmpty {
         print(String(format: "%@: every instance that is up converged in %d run(s) under faults, %.0f s", name, runs, seconds))
     } else {
-        // One example per distinct reason (instance names taken out).
-        var reasons: [String: String] = [:]
-        for name in pending.sorted() {
-            let detail = lastDetails[name] ?? ""
-            let key = detail.replacingOccurrences(of: #"wandb-\d{4}"#, with: "*", options: .regularExpression)
-            if reasons[key] == nil { reasons[key] = "\(name): \(detail)" }
-        }
-        let sample = reasons.values.sorted().prefix(6).joined(separator: " | ")
-        print(String(format: "%@: %d instance(s) that are up still not converged after %d runs, %.0f s: %@", name, pending.count, runs, seconds, sample))
+        print(String(format: "%@: %d instance(s) that are up still not converged after %d runs, %.0f s: %@", name, pending.count, runs, seconds, reasons(pending, lastDetails)))
         problems.append("\(name): \(pending.count) not converged under faults")
     }
     try checkInvariants(after: name)
+}
+
+/// One example per distinct reason (instance names taken out), at most six.
+func reasons(_ names: Set<String>, _ details: [String: String]) -> String {
+    var reasons: [String: String] = [:]
+    for name in names.sorted() {
+        let detail = details[name] ?? ""
+        let key = detail.replacingOccurrences(of: #"wandb-\d{4}"#, with: "*", options: .regularExpression)
+        if reasons[key] == nil { reasons[key] = "\(name): \(String(detail.prefix(300)))" }
+    }
+    return reasons.values.sorted().prefix(6).joined(separator: " | ")
 }
 
 // MARK: Invariants, from fleet-sim's state and the database

@@ -93,6 +93,12 @@ public final class Simulator: @unchecked Sendable {
     /// Whether the answer to a request already carried out is lost.
     private func dropsResponse(target: String?, endpoint: String) -> Bool {
         withWorld { world in
+            for key in ["all", target].compactMap({ $0 }) {
+                if let fault = world.faults[key], fault.dropResponses > 0, fault.endpoint == nil || fault.endpoint == endpoint {
+                    world.faults[key]?.dropResponses -= 1
+                    return true
+                }
+            }
             let rate = [world.faults["all"], target.flatMap { world.faults[$0] }].compactMap { $0 }
                 .filter { $0.endpoint == nil || $0.endpoint == endpoint }.map(\.dropResponseRate).max() ?? 0
             return rate > 0 && world.random.unit() < rate

@@ -52,6 +52,8 @@ public struct Faults: Sendable, Equatable {
     /// Fraction of requests carried out whose answer is then lost (the connection is reset):
     /// the far side changed, the client cannot know.
     public var dropResponseRate: Double = 0
+    /// The next this-many answers are lost, whatever the rate; counts down.
+    public var dropResponses: Int = 0
     /// Only requests to this endpoint (such as `slack:apps.manifest.create`) are affected.
     public var endpoint: String?
     /// Every request is answered with a hostile reply of this kind instead (see `Simulator.hostileKinds`).

@@ -270,7 +270,7 @@ extension JobSuites {
 extension JobSuites {
     @Suite("Jobs: lost answers")
     struct LostAnswerTests {
-        @Test("a create whose answer is lost is not retried and is reported as a possible orphan by name; the next run converges")
+        @Test("a create whose answer is lost is sent once more in the run, never more; each lost one is named as a possible orphan; the next run converges")
         func possibleOrphan() throws {
             let fixture = try JobFixture(instances: 3, workspaces: 1, groups: 0)
             try fixture.sim.control("POST", "faults", #"{"target": "workspace:TSIM0001", "endpoint": "slack:apps.manifest.create", "drop_response_rate": 1}"#)
@@ -279,17 +279,31 @@ extension JobSuites {
             let detail = (JobFixture.lines(lost).first?["detail"] as? String) ?? ""
             #expect(detail.contains("possible orphan"))
             #expect(detail.contains(#""W&B alerts wandb-0001""#))
-            #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 1, "a create that may have happened is never sent twice")
+            #expect(detail.contains("the next run creates a new one"))
+            #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 2, "one more create after a lost answer, and no third")
             let audit = try fixture.cli.run(["audit", "list", "--json"]).stdout
-            #expect(audit.contains(#""phase":"failed""#) && audit.contains("possible orphan"))
+            #expect(audit.components(separatedBy: #""phase":"failed""#).count - 1 == 2)
+            #expect(audit.contains("SlackFleet creates another at once") && audit.contains("the next run creates a new one"))
 
             try fixture.sim.control("DELETE", "faults")
             let rerun = try fixture.provision(["--instance", "wandb-0001"])
             #expect(rerun.status == 0, "\(rerun.output)")
-            let apps = (try fixture.sim.control("GET", "apps") as? [[String: Any]] ?? []).filter {
-                (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts wandb-0001"
-            }
-            #expect(apps.count == 2, "the orphan and the app now in use: the orphan was reported, not hidden")
+            #expect(try fixture.sim.apps(named: "W&B alerts wandb-0001").count == 3, "two possible orphans and the app now in use: reported, not hidden")
+            #expect(try fixture.sim.instances()["wandb-0001"]?.canDeliver == true)
+            #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
+        }
+
+        @Test("when only the first create's answer is lost, the second create converges in the same run")
+        func lostThenCreated() throws {
+            let fixture = try JobFixture(instances: 3, workspaces: 1, groups: 0)
+            try fixture.sim.control("POST", "faults", #"{"target": "workspace:TSIM0001", "endpoint": "slack:apps.manifest.create", "drop_responses": 1}"#)
+            let run = try fixture.provision(["--instance", "wandb-0001", "--json"])
+            #expect(run.status == 0, "\(run.output)")
+            #expect(JobFixture.lines(run).first?["result"] as? String == "changed")
+            #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 2)
+            #expect(try fixture.sim.apps(named: "W&B alerts wandb-0001").count == 2, "the possible orphan and the app in use")
+            let audit = try fixture.cli.run(["audit", "list", "--json"]).stdout
+            #expect(audit.contains("possible orphan") && audit.contains("SlackFleet creates another at once"))
             #expect(try fixture.sim.instances()["wandb-0001"]?.canDeliver == true)
             #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
         }

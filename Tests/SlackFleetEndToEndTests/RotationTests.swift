@@ -85,6 +85,33 @@ extension JobSuites {
             #expect(audit.contains(#""action":"promote""#) && audit.contains(#""action":"delete""#))
         }
 
+        @Test("a group with an instance down is not started: no app created, nothing written, each instance says why; it rotates once all answer")
+        func memberDown() throws {
+            let fixture = try JobFixture(instances: 4, workspaces: 1, groups: 1, groupSize: 4, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)
+            #expect(try fixture.provision().status == 0)
+            let before = try fixture.simInstances().mapValues { $0["effective_client_id"] as? String }
+            try fixture.sim.control("POST", "faults", #"{"target": "instance:wandb-0002", "down": true}"#)
+            try fixture.sim.control("POST", "calls/reset")
+            let held = try fixture.rotate(["--client-secret", "--json"])
+            #expect(held.status == 1, "\(held.output)")
+            let details = Dictionary(uniqueKeysWithValues: JobFixture.lines(held).compactMap { line in
+                (line["instance"] as? String).map { ($0, (line["detail"] as? String) ?? "") }
+            })
+            #expect(details.count == 4)
+            #expect(details["wandb-0002"]?.contains("rotation not started, nothing created: this instance did not answer") == true, "\(details)")
+            #expect(details["wandb-0001"]?.contains("another instance failed: wandb-0002") == true, "\(details)")
+            let calls = try fixture.sim.calls()
+            #expect(calls["slack:apps.manifest.create"] == nil && calls["slack:apps.manifest.export"] == nil, "nothing asked of Slack: \(calls)")
+            #expect(calls.keys.allSatisfy { !$0.hasPrefix("k8s:PATCH") }, "nothing written to any instance: \(calls)")
+            #expect(try fixture.simInstances().mapValues { $0["effective_client_id"] as? String } == before)
+
+            try fixture.sim.control("DELETE", "faults")
+            let rotated = try fixture.rotate(["--client-secret"])
+            #expect(rotated.status == 0, "\(rotated.output)")
+            #expect(try fixture.simInstances().allSatisfy { $0.value["effective_client_id"] as? String != before[$0.key] ?? nil })
+            try fixture.expectNoCredentialGap("after the rotation")
+        }
+
         @Test("an instance that does not take the new credentials in time: every instance goes back to the old app, the new one is deleted")
         func rollback() throws {
             let fixture = try JobFixture(instances: 4, workspaces: 1, groups: 1, groupSize: 4, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)

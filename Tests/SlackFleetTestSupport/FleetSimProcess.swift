@@ -76,6 +76,13 @@ public final class FleetSimProcess: @unchecked Sendable {
         return result
     }
 
+    /// The apps (live or deleted) whose manifest has this display name.
+    public func apps(named name: String) throws -> [[String: Any]] {
+        (try control("GET", "apps") as? [[String: Any]] ?? []).filter {
+            (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == name
+        }
+    }
+
     /// Calls per endpoint since the last reset.
     public func calls() throws -> [String: Int] {
         ((try control("GET", "calls") as? [String: Any])?["calls"] as? [String: Int]) ?? [:]

@@ -149,6 +149,7 @@ extension Simulator {
         if let value = body["ratelimit_storm"]?.boolValue { faults.rateLimitStorm = value }
         if let value = body["down"]?.boolValue { faults.down = value }
         if let value = number("drop_response_rate") { faults.dropResponseRate = value }
+        if let value = number("drop_responses") { faults.dropResponses = max(0, Int(value)) }
         if let value = body["endpoint"]?.stringValue { faults.endpoint = value.isEmpty ? nil : value }
         if let value = body["hostile"]?.stringValue { faults.hostile = Simulator.hostileKinds.contains(value) ? value : nil }
         return faults

@@ -130,6 +130,11 @@ public struct RotateSecret: FleetJob {
                     return context.all(group, deletedNote.isEmpty ? .ok : .changed,
                                        deletedNote + "app \(currentAppID) is \(Runner.duration(-created.timeIntervalSinceNow)) old, less than --min-age \(Runner.duration(minAge)): not rotated")
                 }
+                // Every instance must answer before anything is created: a group with a member
+                // down cannot be promoted, so it costs no Tier 1 write and leaves no app behind.
+                if let unreachable = RotateSecret.unreachable(group, context: context) {
+                    return unreachable
+                }
                 // The new app starts from the current one's manifest as Slack has it, edits made in
                 // Slack's UI included.
                 let manifest = try slack.export(appID: currentAppID, token: token)
@@ -154,6 +159,27 @@ public struct RotateSecret: FleetJob {
             }
         } catch {
             return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
+        }
+    }
+
+    /// Reads every instance of `group`; nil when all answer, else the group's results: the
+    /// instances that did not answer fail with their error, the others with theirs named.
+    static func unreachable(_ group: GroupWork, context: JobContext) -> [InstanceResult]? {
+        let answers: [(Instance, String?)] = context.each(group.instances) { instance in
+            do {
+                _ = try context.wandb(instance).serverInfo()
+                return (instance, nil)
+            } catch {
+                return (instance, ChangeExecutor.describe(error))
+            }
+        }
+        let failed = answers.compactMap { instance, error in error.map { (instance.name, $0) } }
+        guard let first = failed.first else { return nil }
+        let reason = "\(first.0): \(first.1)" + (failed.count > 1 ? " (and \(failed.count - 1) more)" : "")
+        return answers.map { instance, error in
+            InstanceResult(instance: instance.name, appGroup: group.key.appGroup, workspace: group.workspace.id, outcome: .failed,
+                           detail: "rotation not started, nothing created: " + (error.map { "this instance did not answer: \($0)" } ?? "another instance failed: \(reason)")
+                               + "; app group \(group.key.appGroup) is rotated once every instance answers")
         }
     }
 

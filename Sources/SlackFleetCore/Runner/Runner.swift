@@ -310,7 +310,6 @@ public struct RunProgress: Sendable {
 }
 
 /// The lanes' shared list: the next group to take and the results so far.
-
 private final class SharedRunState: @unchecked Sendable {
     private let lock = NSLock()
     private var nextIndex = 0
