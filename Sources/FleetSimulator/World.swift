@@ -187,7 +187,7 @@ struct World {
     var faults: [String: Faults] = [:]
     var calls: [String: Int] = [:]
     /// What was changed, by kind (`slack:create`, `slack:update`, `slack:delete` with app ids;
-    /// `k8s:secret`, `k8s:deployment`, `k8s:weightsandbiases`, `exec` with instance names): the
+    /// `k8s:secrets`, `k8s:deployments`, `k8s:weightsandbiases`, `exec` with instance names): the
     /// far side's own record, for checking the audit log against.
     var mutations: [String: Set<String>] = [:]
     var rateLimiter = RateLimiter()

@@ -209,7 +209,7 @@ final class ProgressLine: @unchecked Sendable {
         lastLogged = Date()
         let (done, total, changed, failed) = (progress.groupsDone, progress.groups, progress.changed, progress.failed)
         let elapsed = Date().timeIntervalSince(started)
-        let eta = done > 0 && done < total ? " ETA \(ProgressLine.duration(elapsed / Double(done) * Double(total - done)))" : ""
+        let eta = done > 0 && done < total ? " ETA \(Runner.duration(elapsed / Double(done) * Double(total - done)))" : ""
         let line = "[\(done)/\(total) app groups] changed=\(changed) failed=\(failed)\(eta)"
         FileHandle.standardError.write(Data((terminal ? "\r\u{1b}[K" + line : line + "\n").utf8))
     }
@@ -219,9 +219,6 @@ final class ProgressLine: @unchecked Sendable {
         FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
     }
 
-    static func duration(_ seconds: TimeInterval) -> String {
-        seconds < 90 ? "\(Int(seconds.rounded())) s" : seconds < 5400 ? "\(Int((seconds / 60).rounded())) min" : String(format: "%.1f h", seconds / 3600)
-    }
 }
 
 struct ProvisionAppCommand: ParsableCommand {

@@ -181,13 +181,13 @@ public final class AuditLog: @unchecked Sendable {
 }
 
 /// The last entry's sequence number and hash, signed with the audit key.
-struct SignedHead: Codable {
+struct SignedHead: Decodable {
     let seq: Int64
     let hash: String
     let mac: String
 
-    /// The stored form, as JSONEncoder would write it (read back with JSONDecoder), without
-    /// JSONEncoder's cost on every commit.
+    /// The stored form (read back with JSONDecoder), written without JSONEncoder's cost on
+    /// every commit.
     var encoded: Data {
         let value: JSON = ["seq": .int(Int(seq)), "hash": .string(hash), "mac": .string(mac)]
         return value.data

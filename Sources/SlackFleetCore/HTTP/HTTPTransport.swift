@@ -141,11 +141,6 @@ public final class HTTPTransport: Sendable {
     }
 
     /// `METHOD host:port/path`: what a message may say about a request.
-    static func target(_ spec: HTTPRequestSpec) -> String {
-        guard let url = URL(string: spec.url) else { return spec.method + " (invalid URL)" }
-        return target(spec.method, url)
-    }
-
     static func target(_ method: String, _ url: URL) -> String {
         "\(method) \(url.host ?? "")\(url.port.map { ":\($0)" } ?? "")\(url.path)"
     }

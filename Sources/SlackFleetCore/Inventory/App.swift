@@ -60,10 +60,10 @@ public struct App: Codable, Sendable, Equatable, FetchableRecord, MutablePersist
     }
 }
 
-/// The current app of every group, read once in one query: for a job that never changes which
-/// app is current (sync-redirects), or that only adds one where there was none (provision-app,
-/// which asks the database again for a group the snapshot lacks). A read per group was a tenth
-/// of a converged run's CPU time.
+/// The current app of every group, read once in one query (after the run's recovery), for a job
+/// that never changes which app is current (sync-redirects) or that only adds one where there
+/// was none, each group by its own worker (provision-app). A read per group was a tenth of a
+/// converged run's CPU time.
 public final class CurrentApps: @unchecked Sendable {
     private let lock = NSLock()
     private var apps: [String: App]?

@@ -47,8 +47,7 @@ public struct ProvisionApp: FleetJob {
         var created = false
         let app: App?
         do {
-            if let existing = try apps.app(workspaceID: workspace.id, appGroup: group.key.appGroup, context: context)
-                ?? AppRepository.current(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store) {
+            if let existing = try apps.app(workspaceID: workspace.id, appGroup: group.key.appGroup, context: context) {
                 app = existing
             } else {
                 app = try create(group, context: context)
@@ -113,34 +112,32 @@ public struct ProvisionApp: FleetJob {
         detail["stage"] = .string(stage.rawValue)
         let change = ChangeExecutor.Change(target: "slack:app/\(workspace.id)/\(group.key.appGroup)", action: "create",
                                            summary: "create Slack app \"\(name)\" \(summary)", detail: detail)
-        // A create is never retried as such (Slack may have made the app), but once its answer is
-        // lost, one more create in the same run does what the next run would do: the lost one is
-        // named in the audit log as a possible orphan either way.
-        for attempt in 1...2 {
-            let again = attempt == 1 && context.control.stop == nil
-            do {
-                return try context.executor.perform(change, instance: nil) { () throws -> App in
-                    let created: SlackClient.CreatedApp
-                    do {
-                        created = try slack.createApp(manifest, token: token)
-                    } catch let error as TransportError where error.kind == .timeout || error.kind == .connectionReset || error.kind == .other {
-                        throw LostCreateAnswer(message: "the answer to apps.manifest.create was lost (\(error.kind.rawValue)): Slack may now hold an app named \"\(name)\" in workspace \(workspace.id) whose credentials SlackFleet never saw (a possible orphan). Look for it in Slack's app list and delete it; " + (again ? "SlackFleet creates another at once" : "the next run creates a new one"))
-                    }
-                    CrashPoint.reach("create:answered")
-                    let app = try AppRepository.storeCreated(created, workspaceID: workspace.id, appGroup: group.key.appGroup, stage: stage, vault: context.vault)
-                    CrashPoint.reach("create:stored")
-                    return app
+        // One create through the executor; `anotherFollows` only changes what a lost answer says.
+        func createOnce(anotherFollows: Bool) throws -> App? {
+            try context.executor.perform(change, instance: nil) { () throws -> App in
+                let created: SlackClient.CreatedApp
+                do {
+                    created = try slack.createApp(manifest, token: token)
+                } catch let error as TransportError where error.kind == .timeout || error.kind == .connectionReset || error.kind == .other {
+                    throw LostCreateAnswer(message: "the answer to apps.manifest.create was lost (\(error.kind.rawValue)): Slack may now hold an app named \"\(name)\" in workspace \(workspace.id) whose credentials SlackFleet never saw (a possible orphan). Look for it in Slack's app list and delete it; " + (anotherFollows ? "SlackFleet creates another at once" : "the next run creates a new one"))
                 }
-            } catch let lost as LostCreateAnswer {
-                if !again { throw FleetError.failed(lost.message) }
+                CrashPoint.reach("create:answered")
+                let app = try AppRepository.storeCreated(created, workspaceID: workspace.id, appGroup: group.key.appGroup, stage: stage, vault: context.vault)
+                CrashPoint.reach("create:stored")
+                return app
             }
         }
-        return nil  // not reached: the second attempt returns or throws
+        // A create is never retried as such (Slack may have made the app), but once its answer is
+        // lost, one more create in the same run does what the next run would do: the lost one is
+        // named in the audit log as a possible orphan either way. Never a third.
+        if context.control.stop == nil {
+            do { return try createOnce(anotherFollows: true) } catch is LostCreateAnswer {}
+        }
+        return try createOnce(anotherFollows: false)
     }
 
-    /// The answer to a create was lost: the app may exist. Described like a FleetError.failed.
-    struct LostCreateAnswer: Error, CustomStringConvertible {
+    /// The answer to a create was lost: the app may exist (ChangeExecutor.describe shows the message).
+    struct LostCreateAnswer: Error {
         let message: String
-        var description: String { message }
     }
 }

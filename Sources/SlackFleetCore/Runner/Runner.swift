@@ -275,7 +275,8 @@ public final class Runner: @unchecked Sendable {
         notes(line)
     }
 
-    static func duration(_ seconds: TimeInterval) -> String {
+    /// `42 s`, `17 min`, `3.5 h`: a duration as messages and ETAs show it.
+    public static func duration(_ seconds: TimeInterval) -> String {
         if seconds < 90 { return "\(Int(seconds.rounded())) s" }
         if seconds < 5400 { return "\(Int((seconds / 60).rounded())) min" }
         return String(format: "%.1f h", seconds / 3600)

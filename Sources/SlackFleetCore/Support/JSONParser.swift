@@ -74,69 +74,46 @@ struct JSONParser {
         position += count
     }
 
-    private mutating func enter() throws {
-        depth += 1
-        if depth > JSONParser.maximumDepth { throw failure("nested deeper than \(JSONParser.maximumDepth) levels") }
-    }
-
     private mutating func object() throws -> JSON {
-        try enter()
-        position += 1
         var fields: [String: JSON] = [:]
-        skipWhitespace()
-        if current == UInt8(ascii: "}") {
-            position += 1
-            depth -= 1
-            return .object(fields)
+        try members(closing: "}", in: "an object") { parser in
+            guard parser.current == UInt8(ascii: "\"") else { throw parser.failure("expected a key in double quotes") }
+            let key = try parser.string()
+            parser.skipWhitespace()
+            guard parser.current == UInt8(ascii: ":") else { throw parser.failure("expected ':' after a key") }
+            parser.position += 1
+            parser.skipWhitespace()
+            fields[key] = try parser.value()
         }
-        while true {
-            guard current == UInt8(ascii: "\"") else { throw failure("expected a key in double quotes") }
-            let key = try string()
-            skipWhitespace()
-            guard current == UInt8(ascii: ":") else { throw failure("expected ':' after a key") }
-            position += 1
-            skipWhitespace()
-            fields[key] = try value()
-            skipWhitespace()
-            switch current {
-            case UInt8(ascii: ","):
-                position += 1
-                skipWhitespace()
-            case UInt8(ascii: "}"):
-                position += 1
-                depth -= 1
-                return .object(fields)
-            default:
-                throw failure("expected ',' or '}' in an object")
-            }
-        }
+        return .object(fields)
     }
 
     private mutating func list() throws -> JSON {
-        try enter()
-        position += 1
         var items: [JSON] = []
+        try members(closing: "]", in: "an array") { parser in items.append(try parser.value()) }
+        return .list(items)
+    }
+
+    /// The comma-separated members of an object or array, each read by `member`; `position` is
+    /// at the opening bracket, and ends after `closing`.
+    private mutating func members(closing: Unicode.Scalar, in what: String, _ member: (inout JSONParser) throws -> Void) throws {
+        depth += 1
+        if depth > JSONParser.maximumDepth { throw failure("nested deeper than \(JSONParser.maximumDepth) levels") }
+        let close = UInt8(ascii: closing)
+        position += 1
         skipWhitespace()
-        if current == UInt8(ascii: "]") {
-            position += 1
-            depth -= 1
-            return .list(items)
-        }
-        while true {
-            items.append(try value())
-            skipWhitespace()
-            switch current {
-            case UInt8(ascii: ","):
+        if current != close {
+            while true {
+                try member(&self)
+                skipWhitespace()
+                guard current == UInt8(ascii: ",") else { break }
                 position += 1
                 skipWhitespace()
-            case UInt8(ascii: "]"):
-                position += 1
-                depth -= 1
-                return .list(items)
-            default:
-                throw failure("expected ',' or ']' in an array")
             }
+            guard current == close else { throw failure("expected ',' or '\(closing)' in \(what)") }
         }
+        position += 1
+        depth -= 1
     }
 
     /// A string; `position` is at its opening quote.
