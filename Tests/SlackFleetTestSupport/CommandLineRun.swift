@@ -52,6 +52,9 @@ public struct SlackFleetCLI: Sendable {
         process.standardOutput = output
         process.standardError = error
         process.standardInput = input
+        // Not waitUntilExit: on Linux it polls every 50 ms, which every CLI call of the tests paid.
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
         try process.run()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
@@ -65,11 +68,11 @@ public struct SlackFleetCLI: Sendable {
                 group.leave()
             }
         }
-        if group.wait(timeout: .now() + timeout) == .timedOut {
+        let deadline = DispatchTime.now() + timeout
+        if group.wait(timeout: deadline) == .timedOut || exited.wait(timeout: deadline) == .timedOut {
             process.terminate()
             throw CLITimeout(arguments: arguments)
         }
-        process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: collected.stdout, stderr: collected.stderr)
     }
 
