@@ -50,6 +50,19 @@ public final class Simulator: @unchecked Sendable {
 
     /// Answers one request.
     public func handle(_ request: SimRequest) async -> SimResponse {
+        if let response = answerAtOnce(request) { return response }
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let name = segments[1]
+        let route = segments[2...].joined(separator: "/")
+        if let fault = fault(target: "instance:\(name)", endpoint: "wandb:\(route)") { return fault }
+        var response = await wandb(request, instance: name, route: route)
+        response.delay += latency(target: "instance:\(name)")
+        return response
+    }
+
+    /// The answer to every request but a W&B instance's (whose GraphQL runs async), or nil for
+    /// those: the server answers these on its event loop, without a hop to a task.
+    public func answerAtOnce(_ request: SimRequest) -> SimResponse? {
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         guard let first = segments.first else { return .notFound }
         switch first {
@@ -64,12 +77,7 @@ public final class Simulator: @unchecked Sendable {
         case "services" where segments.count == 4:
             return withFaults(target: "workspace:\(segments[1])", endpoint: "slack:webhook") { incomingWebhook(request, path: segments) }
         case "wandb" where segments.count >= 3:
-            let name = segments[1]
-            let route = segments[2...].joined(separator: "/")
-            if let fault = fault(target: "instance:\(name)", endpoint: "wandb:\(route)") { return fault }
-            var response = await wandb(request, instance: name, route: route)
-            response.delay += latency(target: "instance:\(name)")
-            return response
+            return nil
         case "k8s" where segments.count >= 3:
             let name = segments[1]
             return withFaults(target: "instance:\(name)", endpoint: "k8s:\(request.method) \(kubeEndpointKind(segments))") {
@@ -193,7 +201,8 @@ public final class Simulator: @unchecked Sendable {
     }
 
     func bearerToken(_ request: SimRequest) -> String? {
-        guard let header = request.headers["authorization"], header.lowercased().hasPrefix("bearer ") else { return nil }
-        return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        guard let header = request.headers["authorization"], SimRequest.trimmedLowercased(header.prefix(7)[...]) == "bearer",
+              header.dropFirst(6).first == " " else { return nil }
+        return String(SimRequest.trimmed(header.dropFirst(7)))
     }
 }

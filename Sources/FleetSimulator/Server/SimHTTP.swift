@@ -20,16 +20,30 @@ public struct SimRequest: Sendable {
 
     /// `application/json` or `application/x-www-form-urlencoded`, without parameters.
     public var mediaType: String {
-        (headers["content-type"] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        (headers["content-type"] ?? "").split(separator: ";").first.map { SimRequest.trimmedLowercased($0) } ?? ""
     }
 
     /// The `charset` parameter of the content type, if any.
     public var charset: String? {
         for part in (headers["content-type"] ?? "").split(separator: ";").dropFirst() {
-            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            let pair = part.split(separator: "=", maxSplits: 1).map { SimRequest.trimmedLowercased($0) }
             if pair.count == 2, pair[0] == "charset" { return pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
         }
         return nil
+    }
+
+    /// Header text without surrounding spaces or tabs, ASCII letters lowercased (header
+    /// tokens are ASCII): several times cheaper than Foundation's trimming, on every request.
+    static func trimmedLowercased(_ text: Substring) -> String {
+        String(decoding: trimmed(text).utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+
+    /// Header text without surrounding spaces or tabs.
+    static func trimmed(_ text: Substring) -> Substring {
+        var start = text.startIndex, end = text.endIndex
+        while start < end, text[start] == " " || text[start] == "\t" { start = text.index(after: start) }
+        while end > start, case let last = text[text.index(before: end)], last == " " || last == "\t" { end = text.index(before: end) }
+        return text[start..<end]
     }
 
     /// Parses `application/x-www-form-urlencoded` text.

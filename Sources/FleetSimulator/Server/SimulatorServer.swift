@@ -93,6 +93,10 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             let request = Self.request(head, body: Data(body.readableBytesView))
+            if let response = simulator.answerAtOnce(request) {
+                Self.deliver(response, head: head, to: channel)
+                return
+            }
             let simulator = simulator
             Task {
                 let response = await simulator.handle(request)

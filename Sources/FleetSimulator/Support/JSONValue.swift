@@ -293,6 +293,12 @@ extension JSONValue {
 
     private static func quote(_ text: String, into out: inout String) {
         out += "\""
+        // Most strings need no escape: appended whole, not a scalar at a time.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += text
+            out += "\""
+            return
+        }
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
