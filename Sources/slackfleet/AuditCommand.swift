@@ -33,7 +33,7 @@ struct AuditCommand: ParsableCommand {
                 let since = since.flatMap(Timestamp.parse).map(Timestamp.format)
                 let entries = try AuditLog.entries(try options.openStore(), instance: instance, since: since, limit: limit)
                 if json {
-                    for entry in entries { try Console.jsonLine(entry) }
+                    try Console.jsonLines(entries)
                     return .ok
                 }
                 var table = TextTable(headers: ["SEQ", "TIME", "ACTOR", "COMMAND", "TARGET", "ACTION", "PHASE", "DETAIL"])

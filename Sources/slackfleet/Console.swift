@@ -21,9 +21,30 @@ enum Console {
 
     /// One JSON object per line.
     static func jsonLine<T: Encodable>(_ value: T) throws {
+        try jsonLines([value])
+    }
+
+    /// One JSON object per line for each of `values`, written at once: a line per write made a
+    /// thousand-instance run wake whatever reads its output a thousand times.
+    static func jsonLines<T: Encodable>(_ values: [T]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        out(String(decoding: try encoder.encode(value), as: UTF8.self) + "\n")
+        var output = Data()
+        for value in values {
+            output.append(try encoder.encode(value))
+            output.append(UInt8(ascii: "\n"))
+        }
+        FileHandle.standardOutput.write(output)
+    }
+
+    /// A job's results, one JSON line each, written at once.
+    static func resultLines(_ results: [InstanceResult]) {
+        var output = ""
+        for result in results {
+            output += result.json.canonicalJSON
+            output += "\n"
+        }
+        out(output)
     }
 
     /// Runs a command body, turning the library's failures into a message and an exit code.

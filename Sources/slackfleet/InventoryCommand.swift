@@ -98,7 +98,7 @@ struct InventoryCommand: ParsableCommand {
             try Console.run {
                 let instances = try InventoryRepository.instances(matching: wanted, in: try options.openStore())
                 if json {
-                    for instance in instances { try Console.jsonLine(InstanceSummary(instance)) }
+                    try Console.jsonLines(instances.map(InstanceSummary.init))
                     return .ok
                 }
                 var table = TextTable(headers: ["NAME", "WORKSPACE", "APP GROUP", "REGISTRAR", "ENABLED", "BASE URL", "LABELS"])

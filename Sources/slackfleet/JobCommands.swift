@@ -92,7 +92,7 @@ enum JobCommand {
             progress.finish()
             if let path = options.metricsFile { try MetricsFile.write(report, to: path) }
             if options.json {
-                for result in report.results { try Console.jsonLine(result) }
+                Console.resultLines(report.results)
                 try Console.jsonLine(RunSummary(report))
             } else {
                 Console.out(Self.table(report))

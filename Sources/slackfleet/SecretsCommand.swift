@@ -66,7 +66,7 @@ struct SecretsCommand: ParsableCommand {
                 let vault = SecretVault(store: store, keyring: try options.openKeyring(store))
                 let secrets = try vault.list()
                 if json {
-                    for secret in secrets { try Console.jsonLine(secret) }
+                    try Console.jsonLines(secrets)
                     return .ok
                 }
                 var table = TextTable(headers: ["NAME", "KIND", "FINGERPRINT", "AGE", "UPDATED"])

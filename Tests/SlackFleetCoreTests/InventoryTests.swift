@@ -206,6 +206,33 @@ struct InventoryTests {
         #expect(text.contains("\"1234567890.1234567890\""), "a number-like value stays quoted")
     }
 
+    @Test("the stored inventory reads back exactly as imported: every field, each registrar kind")
+    func storedRowsReadBack() throws {
+        let fixture = try FleetFixture()
+        try fixture.importInventory(sampleInventory)
+        let stored = try InventoryRepository.load(fixture.store), read = try fixture.read(sampleInventory)
+        #expect(stored.workspaces == read.workspaces.sorted { $0.id < $1.id })
+        #expect(stored.instances == read.instances.sorted { $0.name < $1.name })
+    }
+
+    @Test("a damaged stored registrar is refused with the instance and what to do", arguments: [
+        #"{"kind": "exec", "command": ["./register.sh"], "timeout_seconds": "300"}"#,
+        #"{"kind": "exec", "command": "./register.sh"}"#,
+        #"{"kind": 7}"#,
+        #"{"api_url": "https://k8s"}"#,
+        #"["exec"]"#,
+        #"{"kind": "exec", "command": ["./register.sh"]"#,
+    ])
+    func damagedRegistrarRefused(_ stored: String) throws {
+        let fixture = try FleetFixture()
+        try fixture.importInventory(sampleInventory)
+        try fixture.store.write("damaging a row") { db in
+            try db.execute(sql: "UPDATE instance SET registrar = ? WHERE name = 'lab'", arguments: [stored])
+        }
+        let error = try #require(throws: FleetError.self) { try InventoryRepository.load(fixture.store) }
+        #expect(error.message == "the stored registrar of instance lab is not valid: import the inventory again")
+    }
+
     @Test("labels select instances")
     func selectsByLabel() throws {
         let fixture = try FleetFixture()

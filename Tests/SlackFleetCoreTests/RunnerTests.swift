@@ -29,6 +29,45 @@ struct RunnerTests {
         #expect(recovered.first?.detail.contains(#""change_id":"c-1""#) == true)
         #expect(try AuditLog.unfinishedChanges(fixture.store).isEmpty, "a later run does not report it again")
         #expect(try AuditLog.verify(fixture.store, keyring: fixture.keyring).count > 0)
+
+        // A run that ends marks the log as resolved so far; a crash after that mark is still found.
+        try fixture.audit.record(AuditDraft(target: "slack:app/T0123ABCD/prod", action: "create", phase: .intent,
+                                            detail: ["change_id": "c-3", "name": "W&B alerts prod"]))
+        #expect(try AuditLog.unfinishedChanges(fixture.store).map(\.changeID) == ["c-3"])
+        notes = []
+        let nextRun = AuditLog(store: fixture.store, keyring: fixture.keyring, context: AuditContext(command: "provision-app"))
+        _ = try Runner(store: fixture.store, vault: fixture.vault, audit: nextRun, control: RunControl())
+            .run(ProvisionApp(), options: options) { notes.append($0) }
+        #expect(notes.filter { $0.contains("recovered an unfinished") }.count == 1, "only the new one: \(notes)")
+        #expect(try AuditLog.unfinishedChanges(fixture.store).isEmpty)
+    }
+
+    @Test("a result's --json line has the members of its Encodable form, with the same values")
+    func resultLineMatchesEncodable() throws {
+        var full = InstanceResult(instance: "prod-us-east", appGroup: "prod", workspace: "T0123ABCD", outcome: .failed,
+                                  detail: "said \"no\" to https://x.example/a\nthen\u{1}stopped; ünïcode", durationMS: 1234)
+        full.checks = ["token": "ok", "alert": "no message after 60 s"]
+        full.deliverySeconds = 1.25
+        full.switchSeconds = 0.375
+        let plain = InstanceResult(instance: "lab", appGroup: "lab", workspace: "T0456EFGH", outcome: .ok, detail: "")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for result in [full, plain] {
+            let line = result.json.canonicalJSON
+            #expect(!line.contains("\n"), "one line")
+            #expect(try JSON.parse(Data(line.utf8)) == JSON.parse(encoder.encode(result)))
+        }
+    }
+
+    @Test("apps restore holds the run lock: it waits for no run and no run takes its change for a crashed one")
+    func restoreTakesTheRunLock() throws {
+        let fixture = try FleetFixture(command: "apps restore")
+        let (lock, _) = try RunLock.acquire(fixture.store, runID: "other-run", job: "sync-redirects")
+        defer { lock.release() }
+        let error = try #require(throws: FleetError.self) {
+            try SnapshotRestore.restore(snapshot: 1, store: fixture.store, vault: fixture.vault, audit: fixture.audit)
+        }
+        #expect(error.message.contains("another run holds this database: sync-redirects (run other-run)"))
     }
 
     @Test("shards split the fleet by app group, stably, and cover it exactly once")

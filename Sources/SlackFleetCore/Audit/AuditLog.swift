@@ -62,7 +62,7 @@ public final class AuditLog: @unchecked Sendable {
                 instance: draft.instance, target: draft.target, action: draft.action, phase: draft.phase.rawValue,
                 detail: try AuditLog.canonicalJSON(draft.detail), prevHash: previous, hash: "")
             entry.hash = entry.computedHash
-            try entry.insert(db)
+            try entry.append(to: db)
             previous = entry.hash
             entries.append(entry)
         }

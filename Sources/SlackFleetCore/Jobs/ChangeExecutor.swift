@@ -106,22 +106,43 @@ public struct UnfinishedChange: Sendable {
 }
 
 extension AuditLog {
+    static let resolvedThroughMetaKey = "audit_resolved_through"
+
     /// Intents that have no outcome: the run that wrote them died before knowing what happened.
+    /// Only intents after the last run's mark are read (see `resolvedThrough`), so a run's start
+    /// does not grow with the log's whole history.
     public static func unfinishedChanges(_ store: FleetStore) throws -> [UnfinishedChange] {
         try store.read("finding unfinished changes") { db in
             let sql = """
                 SELECT intent.* FROM audit_entry AS intent
-                WHERE intent.phase = 'intent'
+                WHERE intent.phase = 'intent' AND intent.seq > ?
                   AND NOT EXISTS (
                     SELECT 1 FROM audit_entry AS outcome
                     WHERE outcome.seq > intent.seq AND outcome.phase IN ('applied', 'failed', 'recovered')
                       AND json_extract(outcome.detail, '$.change_id') = json_extract(intent.detail, '$.change_id'))
                 ORDER BY intent.seq
                 """
-            return try AuditEntry.fetchAll(db, sql: sql).compactMap { entry in
+            return try AuditEntry.fetchAll(db, sql: sql, arguments: [try resolvedThrough(db)]).compactMap { entry in
                 guard let data = entry.detail.data(using: .utf8), let id = (try? JSON.parse(data))?["change_id"]?.stringValue else { return nil }
                 return UnfinishedChange(entry: entry, changeID: id)
             }
         }
+    }
+
+    /// The sequence number through which every intent has its outcome: written when a run ends,
+    /// as the log's head right after that run's recovery. Only runs write intents, and only while
+    /// they hold the run lock, so nothing at or before it can be unfinished. 0 when never written.
+    static func resolvedThrough(_ db: Database) throws -> Int64 {
+        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [resolvedThroughMetaKey]).flatMap { Int64($0) } ?? 0
+    }
+
+    /// Records that every intent through `seq` has its outcome, inside the caller's transaction.
+    static func markResolved(through seq: Int64, in db: Database) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [resolvedThroughMetaKey, String(seq)])
+    }
+
+    /// The sequence number of the log's last entry (0 when empty).
+    static func headSeq(_ store: FleetStore) throws -> Int64 {
+        try store.read("reading the audit log's head") { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_entry") ?? 0 }
     }
 }

@@ -105,6 +105,10 @@ public enum SnapshotRestore {
     /// Restores snapshot `id` with the sync-redirects job's defaults; returns the app's id.
     public static func restore(snapshot id: Int64, store: FleetStore, vault: SecretVault, audit: AuditLog,
                                transport configuration: HTTPTransport.Configuration = HTTPTransport.Configuration()) throws -> String {
+        // A restore is a change to Slack like a job's: it holds the run lock, so it never races a
+        // sync-redirects run on the same app and its intent is never taken for a crashed one.
+        let (lock, _) = try RunLock.acquire(store, runID: audit.context.runID, job: "apps restore")
+        defer { lock.release() }
         guard let found = try AppRepository.snapshot(id: id, in: store) else {
             throw FleetError.data("no snapshot \(id): see `slackfleet apps snapshots INSTANCE`")
         }

@@ -177,6 +177,8 @@ public final class Runner: @unchecked Sendable {
                                  pacer: SlackPacer(quotas: options.settings.slackQuotas), retry: options.settings.retryPolicy,
                                  control: control, metrics: metrics, settings: options.settings)
         try reconcile(executor: executor, notes: notes)
+        // Every intent so far has its outcome now; the run's end records it.
+        let resolvedThrough = try AuditLog.headSeq(store)
 
         func build(_ workspaces: [String: Workspace]) -> [GroupWork] {
             groups.sorted { $0.key < $1.key }.compactMap { key, instances -> GroupWork? in
@@ -227,7 +229,7 @@ public final class Runner: @unchecked Sendable {
         report.retries = snapshot.retries
         report.rateLimited = snapshot.rateLimited
         report.planned = executor.planned.mapValues { $0.map(\.summary) }
-        try recordRunEnd(report)
+        try recordRunEnd(report, resolvedThrough: resolvedThrough)
         return report
     }
 
@@ -289,8 +291,9 @@ public final class Runner: @unchecked Sendable {
         }
     }
 
-    private func recordRunEnd(_ report: RunReport) throws {
+    private func recordRunEnd(_ report: RunReport, resolvedThrough: Int64) throws {
         try store.write("recording the run's results") { db in
+            try AuditLog.markResolved(through: resolvedThrough, in: db)
             let summary: JSON = .object(Dictionary(uniqueKeysWithValues: InstanceResult.Outcome.allCases.map { ($0.rawValue, JSON.int(report.count($0))) }))
             try db.execute(sql: "UPDATE run SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
                            arguments: [Timestamp.format(report.finishedAt), report.stop?.rawValue ?? "finished", summary.canonicalJSON, report.runID])

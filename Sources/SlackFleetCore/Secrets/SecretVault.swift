@@ -133,11 +133,13 @@ public struct SecretVault: Sendable {
             }
             return SecretValue(value)
         case .file(let path):
-            let expanded = (path as NSString).expandingTildeInPath
+            // Read on every use, never cached: a file such as a projected service-account token
+            // is replaced while a long run goes on.
+            let expanded = path.hasPrefix("~") ? (path as NSString).expandingTildeInPath : path
             guard let data = FileManager.default.contents(atPath: expanded), let text = String(data: data, encoding: .utf8) else {
                 throw FleetError.config("cannot read the secret file \(path) (referenced as file:\(path)): check that it exists and is readable by this user")
             }
-            let value = text.trimmingCharacters(in: .newlines)
+            let value = String(text.drop(while: \.isNewline).reversed().drop(while: \.isNewline).reversed())
             guard !value.isEmpty else {
                 throw FleetError.config("the secret file \(path) is empty")
             }
