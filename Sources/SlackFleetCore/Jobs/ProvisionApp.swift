@@ -91,7 +91,7 @@ public struct ProvisionApp: FleetJob {
         let manifest = ProvisionApp.manifest(template: context.settings.manifest, group: group)
         try slack.validate(manifest, appID: nil, token: token)
         let urls = manifest["oauth_config"]?["redirect_urls"]?.strings ?? []
-        return try ProvisionApp.createAndStore(manifest, group: group, stage: .current, context: context,
+        return try ProvisionApp.createAndStore(manifest, group: group, stage: .current, token: token, context: context,
                                                summary: "in workspace \(workspace.id) with \(urls.count) redirect URL\(urls.count == 1 ? "" : "s")",
                                                detail: ["redirect_urls": .list(urls.map(JSON.string)),
                                                         "ip_allowlist": .list(ProvisionApp.ipRanges(group.instances).map(JSON.string))])
@@ -100,10 +100,9 @@ public struct ProvisionApp: FleetJob {
     /// Creates an app from `manifest` (Tier 1) through the executor and stores its credentials
     /// at once as `stage`; the audit intent names the generation it is stored as, so a crash
     /// in between is told apart from a lost answer. Returns nil in a dry run.
-    static func createAndStore(_ manifest: JSON, group: GroupWork, stage: AppStage, context: JobContext,
+    static func createAndStore(_ manifest: JSON, group: GroupWork, stage: AppStage, token: SecretValue, context: JobContext,
                                summary: String, detail extra: [String: JSON]) throws -> App? {
         let workspace = group.workspace
-        let token = try context.vault.resolve(workspace.configToken)
         let slack = context.slack(workspace)
         let name = manifest["display_information"]?["name"]?.stringValue ?? ""
         var detail = extra

@@ -140,7 +140,7 @@ public struct RotateSecret: FleetJob {
                 let manifest = try slack.export(appID: currentAppID, token: token)
                 try slack.validate(manifest, appID: nil, token: token)
                 guard let created = try ProvisionApp.createAndStore(
-                    manifest, group: group, stage: .pending, context: context,
+                    manifest, group: group, stage: .pending, token: token, context: context,
                     summary: "to replace app \(currentAppID) (client secret rotation; the new app is pending until verified)",
                     detail: ["replaces": .string(currentAppID)]) else {
                     return context.all(group, .changed, "would create a new app from the manifest of \(currentAppID), register it with the \(group.instances.count) instance(s) of app group \(group.key.appGroup), verify delivery, then promote it (the old app kept \(Runner.duration(grace)))")
