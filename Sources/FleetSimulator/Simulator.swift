@@ -48,7 +48,8 @@ public final class Simulator: @unchecked Sendable {
         }
     }
 
-    /// Answers one request.
+    /// Answers one request: at once (see `answerAtOnce`), or, for a W&B instance, after its
+    /// GraphQL has run.
     public func handle(_ request: SimRequest) async -> SimResponse {
         if let response = answerAtOnce(request) { return response }
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
@@ -201,8 +202,7 @@ public final class Simulator: @unchecked Sendable {
     }
 
     func bearerToken(_ request: SimRequest) -> String? {
-        guard let header = request.headers["authorization"], SimRequest.trimmedLowercased(header.prefix(7)[...]) == "bearer",
-              header.dropFirst(6).first == " " else { return nil }
+        guard let header = request.headers["authorization"], SimRequest.lowercasedASCII(header.prefix(7)) == "bearer " else { return nil }
         return String(SimRequest.trimmed(header.dropFirst(7)))
     }
 }

@@ -24,6 +24,20 @@ struct SlackContractTests {
         #expect(latin1.json["error"] == "invalid_charset")
     }
 
+    @Test("header spellings: the Bearer scheme and content types in any case, spaces around the content type")
+    func headerSpellings() async throws {
+        let sim = try SimHarness()
+        let token = sim.workspace.configToken
+        for authorization in ["Bearer \(token)", "bearer \(token)", "BEARER \(token)"] {
+            let reply = try await sim.send("POST", "/api/auth.test", headers: ["Content-Type": " Application/X-WWW-Form-URLEncoded ; Charset=UTF-8", "Authorization": authorization], body: Data())
+            #expect(reply.json["ok"] == true, "\(authorization): \(reply.text)")
+        }
+        for authorization in ["Bearer\(token)", "Basic \(token)", "Bearer"] {
+            let reply = try await sim.send("POST", "/api/auth.test", headers: ["Content-Type": "application/x-www-form-urlencoded", "Authorization": authorization], body: Data())
+            #expect(reply.json["error"] == "not_authed", "\(authorization)")
+        }
+    }
+
     @Test("JSON bodies need the token in the Authorization header")
     func jsonBodyAuth() async throws {
         let sim = try SimHarness()

@@ -35,7 +35,12 @@ public struct SimRequest: Sendable {
     /// Header text without surrounding spaces or tabs, ASCII letters lowercased (header
     /// tokens are ASCII): several times cheaper than Foundation's trimming, on every request.
     static func trimmedLowercased(_ text: Substring) -> String {
-        String(decoding: trimmed(text).utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+        lowercasedASCII(trimmed(text))
+    }
+
+    /// `text` with the ASCII letters lowercased and everything else as it is.
+    static func lowercasedASCII(_ text: Substring) -> String {
+        String(decoding: text.utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
     /// Header text without surrounding spaces or tabs.
