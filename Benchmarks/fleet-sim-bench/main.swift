@@ -19,7 +19,6 @@ let connections = Int(argument("--connections") ?? "") ?? 32
 // Start fleet-sim on an ephemeral port.
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-sim-bench-\(getpid())").path
 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-defer { try? FileManager.default.removeItem(atPath: directory) }
 let process = Process()
 process.executableURL = URL(fileURLWithPath: binary)
 process.arguments = ["serve", "--instances", String(instances), "--workspaces", "10", "--inventory-out", directory + "/fleet.yaml"]
@@ -27,11 +26,19 @@ let output = Pipe()
 process.standardOutput = output
 process.standardError = FileHandle.nullDevice
 try process.run()
-defer { process.terminate(); process.waitUntilExit() }
+
+/// Stops fleet-sim, removes its files and exits: `exit` runs no top-level `defer`, which left
+/// the simulator running after every `make bench`.
+func finish(_ status: Int32) -> Never {
+    process.terminate()
+    process.waitUntilExit()
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(status)
+}
 var line = Data()
 while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line.append(byte) }
 let base = String(decoding: line, as: UTF8.self)
-guard let port = URL(string: base)?.port else { print("fleet-sim did not start"); exit(1) }
+guard let port = URL(string: base)?.port else { print("fleet-sim did not start"); finish(1) }
 
 func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 func secret(_ name: String) -> String { read(directory + "/fleet.yaml.secrets/" + name) }
@@ -140,4 +147,4 @@ for (name, value, failed, target) in rows {
 let memoryOK = peakMB < 200
 ok = ok && memoryOK
 print("peak resident memory of fleet-sim (MB)".padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%9.1f  <  %6.0f  %6@  %@", peakMB, 200.0, "-", memoryOK ? "ok" : "HIGH"))
-exit(ok ? 0 : 1)
+finish(ok ? 0 : 1)

@@ -24,6 +24,14 @@ let work = TemporaryDirectory("soak")
 let sim = try FleetSimProcess(["--instances", "\(instanceCount)", "--workspaces", "10", "--app-groups", "20", "--group-size", "20",
                                "--time-scale", "1"], directory: work, binary: simBinary)
 defer { sim.stop() }
+
+/// Stops fleet-sim, removes the soak's files and exits. `exit` runs no top-level `defer`, and a
+/// global is never deinitialised: every soak left its database and fleet in the temporary directory.
+func finish(_ status: Int32) -> Never {
+    sim.stop()
+    try? FileManager.default.removeItem(atPath: work.path)
+    exit(status)
+}
 try sim.control("POST", "config", #"{"rollout_delay_ms": 500, "alert_delay_ms": 300, "hang_seconds": 40, "storm_retry_after": 2, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
 let cli = SlackFleetCLI(workingDirectory: work.path, binary: cliBinary)
 let jobFile = work.file("soak-job.json")
@@ -205,7 +213,7 @@ func reasons(_ names: Set<String>, _ details: [String: String]) -> String {
 // MARK: The phases
 
 guard try cli.run(["init"]).status == 0, try cli.run(["inventory", "import", sim.inventory]).status == 0 else {
-    print("error: cannot set up the database"); sim.stop(); exit(1)
+    print("error: cannot set up the database"); finish(1)
 }
 notePeakMemory(after: ["inventory", "import"])
 print("soak: \(instanceCount) instances in 10 workspaces (20 app groups of 20), faults: 5% 5xx, 2% hangs past the client timeout, 1% resets, a 429 storm on \(stormed.joined(separator: " and ")) for the first 6 s of each phase, \(down.count) instances down, slow rollouts on \(slow.count)")
@@ -265,6 +273,5 @@ if problems.isEmpty {
     print("soak: passed")
 } else {
     for problem in problems { print("soak problem: \(problem)") }
-    sim.stop()  // exit() skips the top-level defer
-    exit(1)
 }
+finish(problems.isEmpty ? 0 : 1)
