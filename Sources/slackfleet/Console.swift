@@ -24,8 +24,8 @@ enum Console {
         try jsonLines([value])
     }
 
-    /// One JSON object per line for each of `values`, written at once: a line per write made a
-    /// thousand-instance run wake whatever reads its output a thousand times.
+    /// One JSON object per line for each of `values`, written in blocks of about 1 MB: a line per
+    /// write made a thousand-instance run wake whatever reads its output a thousand times.
     static func jsonLines<T: Encodable>(_ values: [T]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -33,19 +33,23 @@ enum Console {
         for value in values {
             output.append(try encoder.encode(value))
             output.append(UInt8(ascii: "\n"))
+            if output.count >= blockSize { FileHandle.standardOutput.write(output); output.removeAll(keepingCapacity: true) }
         }
         FileHandle.standardOutput.write(output)
     }
 
-    /// A job's results, one JSON line each, written at once.
+    /// A job's results, one JSON line each, in blocks as `jsonLines` writes them.
     static func resultLines(_ results: [InstanceResult]) {
         var output = ""
         for result in results {
             output += result.json.canonicalJSON
             output += "\n"
+            if output.utf8.count >= blockSize { out(output); output = "" }
         }
         out(output)
     }
+
+    private static let blockSize = 1 << 20
 
     /// Runs a command body, turning the library's failures into a message and an exit code.
     static func run(_ body: () throws -> ExitStatus) throws {
