@@ -23,10 +23,10 @@ let started = Date()
 let work = TemporaryDirectory("soak")
 let sim = try FleetSimProcess(["--instances", "\(instanceCount)", "--workspaces", "10", "--app-groups", "20", "--group-size", "20",
                                "--time-scale", "1"], directory: work, binary: simBinary)
-defer { sim.stop() }
 
-/// Stops fleet-sim, removes the soak's files and exits. `exit` runs no top-level `defer`, and a
-/// global is never deinitialised: every soak left its database and fleet in the temporary directory.
+/// Stops fleet-sim, removes the soak's files and exits; every way out goes through here. `exit`
+/// runs no top-level `defer`, and a global is never deinitialised: every soak had left its
+/// database and fleet in the temporary directory.
 func finish(_ status: Int32) -> Never {
     sim.stop()
     try? FileManager.default.removeItem(atPath: work.path)

@@ -179,7 +179,11 @@ struct AuditTests {
         let queue = try DatabaseQueue(path: fixture.store.path)
         try queue.write { db in
             try db.execute(sql: "DROP TRIGGER audit_entry_no_update; DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry")
-            for entry in entries { try entry.insert(db) }
+            for entry in entries {
+                try db.execute(sql: "INSERT INTO audit_entry (seq, time, run_id, actor, command, instance, target, action, phase, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [entry.seq, entry.time, entry.runID, entry.actor, entry.command, entry.instance, entry.target,
+                                           entry.action, entry.phase, entry.detail, entry.prevHash, entry.hash])
+            }
         }
         try queue.close()
         let reopened = try FleetStore.open(atPath: fixture.store.path)

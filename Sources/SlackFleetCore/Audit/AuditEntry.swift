@@ -58,7 +58,7 @@ public struct AuditContext: Sendable {
 }
 
 /// One entry of the append-only, hash-chained audit log.
-public struct AuditEntry: Sendable, Equatable, Codable, FetchableRecord, PersistableRecord {
+public struct AuditEntry: Sendable, Equatable, Codable, FetchableRecord, TableRecord {
     public static let databaseTableName = "audit_entry"
 
     public var seq: Int64

@@ -16,7 +16,7 @@ public enum AppStage: String, Codable, Sendable, CaseIterable {
 /// A Slack app of one app group in one workspace, one row per generation.
 ///
 /// Credentials are never in this row: only references to secrets sealed in the database.
-public struct App: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+public struct App: Encodable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
     public static let databaseTableName = "app"
 
     public var id: Int64?

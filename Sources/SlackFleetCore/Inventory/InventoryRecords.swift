@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// The `workspace` table's row.
-struct WorkspaceRecord: Codable, FetchableRecord, PersistableRecord {
+struct WorkspaceRecord: Encodable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "workspace"
 
     var id: String
@@ -62,7 +62,7 @@ struct WorkspaceRecord: Codable, FetchableRecord, PersistableRecord {
 }
 
 /// The `instance` table's row; lists and maps are JSON text.
-struct InstanceRecord: Codable, FetchableRecord, PersistableRecord {
+struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "instance"
 
     var name: String
@@ -182,8 +182,8 @@ struct RegistrarSettings: Encodable {
     }
 
     /// The stored column, read with JSONParser (JSONDecoder was a tenth of a converged run's
-    /// CPU time). As strict as the Decodable conformance: each field has its type or is absent
-    /// (or null).
+    /// CPU time), as strictly as JSONDecoder read it: each field has its type or is absent (or
+    /// null).
     init(stored text: String, _ row: String) throws {
         let invalid = FleetError.config("the stored registrar of \(row) is not valid: import the inventory again")
         guard case .object(let fields)? = try? JSONParser.parse(Array(text.utf8)) else { throw invalid }
