@@ -236,6 +236,53 @@ struct AuditTests {
         #expect(transactions < entries.count, "entries were committed in shared transactions (\(transactions) commits for \(entries.count) entries)")
     }
 
+    @Test("writes through commit share the log's commits; one that fails is rolled back alone and its caller told")
+    func sharedWrites() throws {
+        let fixture = try FleetFixture()
+        let writers = 32, perWriter = 10
+        let failures = Counter(), refusals = Counter()
+        let finished = DispatchGroup()
+        for writer in 0..<writers {
+            finished.enter()
+            Thread {
+                for index in 0..<perWriter {
+                    do {
+                        try fixture.audit.record(AuditDraft(instance: "w\(writer)", target: "test:\(writer)/\(index)", action: "store", phase: .intent))
+                        let name = "test/w\(writer)/\(index)"
+                        let stored = try fixture.audit.commit("storing \(name)") { db in
+                            _ = try fixture.vault.set(name, to: SecretValue("value \(writer) \(index)"), in: db)
+                            // Every fifth write fails after writing: nothing of it may remain.
+                            if index % 5 == 4 { try db.execute(sql: "INSERT INTO no_such_table VALUES (1)") }
+                            return name
+                        }
+                        #expect(stored == name)
+                    } catch let error as StoreError {
+                        if error.operation == "storing test/w\(writer)/\(index)", index % 5 == 4 { refusals.increment() } else { failures.increment() }
+                    } catch {
+                        failures.increment()
+                    }
+                }
+                finished.leave()
+            }.start()
+        }
+        #expect(finished.wait(timeout: .now() + 60) == .success)
+        #expect(failures.value == 0)
+        #expect(refusals.value == writers * perWriter / 5)
+        let names = Set(try fixture.vault.list().map(\.name))
+        #expect(names.count == writers * perWriter * 4 / 5)
+        #expect(!names.contains { $0.hasSuffix("/4") || $0.hasSuffix("/9") })
+        #expect(try fixture.vault.storedValue("test/w7/3") == SecretValue("value 7 3"))
+        // The entries all landed, in one chain, and fewer commits than writes were made.
+        let entries = try AuditLog.entries(fixture.store)
+        #expect(entries.count == writers * perWriter)
+        #expect(try AuditLog.verify(fixture.store, keyring: fixture.keyring).count == Int64(writers * perWriter))
+        #expect(Set(entries.map(\.time)).count < entries.count)
+        // A queued outcome rides along with a write's commit.
+        fixture.audit.recordDeferred(AuditDraft(target: "t:a", action: "applied-a", phase: .applied))
+        _ = try fixture.audit.commit("storing one more") { db in try fixture.vault.set("test/last", to: SecretValue("x"), in: db) }
+        #expect(try AuditLog.entries(fixture.store).last?.action == "applied-a")
+    }
+
     @Test("a queued entry is committed in order by the next durable one, and flush commits the rest")
     func deferredEntries() throws {
         let fixture = try FleetFixture()

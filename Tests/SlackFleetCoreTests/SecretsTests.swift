@@ -111,6 +111,34 @@ struct SecretsTests {
         #expect(throws: FleetError.self) { try fixture.vault.resolve(.stored(name: "never-set")) }
     }
 
+    @Test("a secret file is read again at every use, trimmed of newlines only, and refused when empty, not text or too large")
+    func secretFiles() throws {
+        let fixture = try FleetFixture()
+        let file = fixture.directory.write("token", "\n first value \r\n")
+        #expect(try fixture.vault.resolve(.file(path: file)).revealed == " first value ")
+        _ = fixture.directory.write("token", "second")
+        #expect(try fixture.vault.resolve(.file(path: file)).revealed == "second")
+        // Longer than one read: nothing is lost between chunks.
+        let long = String(repeating: "0123456789abcdef", count: 1000) + "é"
+        _ = fixture.directory.write("token", long + "\n")
+        #expect(try fixture.vault.resolve(.file(path: file)).revealed == long)
+        func message(_ contents: [UInt8]) -> String? {
+            FileManager.default.createFile(atPath: file, contents: Data(contents))
+            do {
+                _ = try fixture.vault.resolve(.file(path: file))
+                return nil
+            } catch let error as FleetError {
+                return error.message
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(message(Array("\n\n".utf8))?.contains("is empty") == true)
+        #expect(message([0x66, 0xff, 0xfe])?.contains("is not UTF-8 text") == true)
+        #expect(message([UInt8](repeating: 0x61, count: (1 << 20) + 1))?.contains("at most 1 MB") == true)
+        #expect(message([UInt8](repeating: 0x61, count: 1 << 20)) == nil)
+    }
+
     @Test("a secret's description never shows its value")
     func redactedDescriptions() {
         let value = SecretValue("hunter2")

@@ -31,6 +31,27 @@ struct TextRulesTests {
     }
 }
 
+@Suite("Random identifiers")
+struct RandomIDTests {
+    @Test("change IDs are version 7 UUIDs, lowercased, unique, and sort by the time they were made")
+    func uuids() {
+        let ids = (0..<2000).map { _ in RandomID.uuid() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(50) {
+            #expect(id.count == 36)
+            #expect(UUID(uuidString: id)?.uuidString.lowercased() == id)
+            let characters = Array(id)
+            #expect(characters[14] == "7")
+            #expect("89ab".contains(characters[19]))
+        }
+        let start = Date(timeIntervalSince1970: 1_796_000_000)
+        let earlier = RandomID.uuid(now: start), later = RandomID.uuid(now: start.addingTimeInterval(0.002))
+        #expect(earlier < later)
+        // The first 48 bits are the time in milliseconds.
+        #expect(UInt64(earlier.prefix(8) + earlier.dropFirst(9).prefix(4), radix: 16) == 1_796_000_000_000)
+    }
+}
+
 @Suite("URL parsing")
 struct URLParsingTests {
     @Test("URLs split into the parts the rules check", arguments: [

@@ -8,7 +8,8 @@ import GRDB
 /// (an inventory import and its entries commit together), and `record(_:)`, which makes an
 /// entry durable on its own before a change to the outside world. Concurrent `record` calls
 /// share commits: whichever caller finds no commit in progress writes every waiting entry
-/// in one transaction, so 64 workers do not queue on 64 fsyncs.
+/// in one transaction, so 64 workers do not queue on 64 fsyncs. `commit(_:_:)` lets other
+/// writes that must be durable at once (the credentials of a new app) share those commits too.
 public final class AuditLog: @unchecked Sendable {
     /// The database the log lives in.
     public let store: FleetStore
@@ -18,8 +19,8 @@ public final class AuditLog: @unchecked Sendable {
 
     // Group commit state, guarded by `condition`.
     private let condition = NSCondition()
-    private var waiting: [(ticket: Int, draft: AuditDraft)] = []
-    private var results: [Int: Result<AuditEntry, any Error>] = [:]
+    private var waiting: [Queued] = []
+    private var results: [Int: Result<AuditEntry?, any Error>] = [:]
     private var nextTicket = 0
     private var committing = false
     /// Queued entries nobody waits for; their results are dropped once committed.
@@ -70,21 +71,45 @@ public final class AuditLog: @unchecked Sendable {
         return entries
     }
 
+    /// An entry or a write waiting for the next shared commit.
+    private struct Queued {
+        let ticket: Int
+        let draft: AuditDraft?
+        /// A write of the caller's own, run in a savepoint of the shared transaction while its
+        /// caller waits in `commit`.
+        let work: ((Database) throws -> Void)?
+        /// What the write does, for its error message.
+        let what: String
+    }
+
     /// Appends one entry and returns once it is durable, sharing the commit with concurrent callers.
     @discardableResult
     public func record(_ draft: AuditDraft) throws -> AuditEntry {
-        guard let entry = try record(Optional(draft)) else {
+        guard let entry = try enqueue(draft, work: nil, what: "writing an audit entry") else {
             throw FleetError.failed("the audit entry was not written")
         }
         return entry
     }
 
-    /// Commits `draft` (if any) with everything queued before it; nil only for a bare flush.
-    private func record(_ draft: AuditDraft?) throws -> AuditEntry? {
+    /// Runs `work` in a write transaction shared with concurrent audit entries and writes, and
+    /// returns once it is durable. For a write that must be on disk before the run goes on
+    /// (the credentials Slack shows once): it costs no commit of its own. If `work` throws,
+    /// only its own changes are rolled back and the error is thrown here; the others commit.
+    public func commit<T>(_ what: String, _ work: @escaping (Database) throws -> T) throws -> T {
+        var value: T?
+        _ = try enqueue(nil, work: { db in value = try work(db) }, what: what)
+        guard let value else { throw FleetError.failed("\(what): the write was not made") }
+        return value
+    }
+
+    /// Commits `draft` and `work` (if any) with everything queued before them; returns the
+    /// entry written for `draft`.
+    private func enqueue(_ draft: AuditDraft?, work: ((Database) throws -> Void)?, what: String) throws -> AuditEntry? {
         condition.lock()
         let ticket = nextTicket
         nextTicket += 1
-        if let draft { waiting.append((ticket, draft)) }
+        let flushOnly = draft == nil && work == nil
+        if !flushOnly { waiting.append(Queued(ticket: ticket, draft: draft, work: work, what: what)) }
         writersInside += 1
         recentWriters = max(recentWriters, writersInside)
         while true {
@@ -93,7 +118,7 @@ public final class AuditLog: @unchecked Sendable {
                 condition.unlock()
                 return try result.get()
             }
-            if draft == nil, !committing, waiting.isEmpty {
+            if flushOnly, !committing, waiting.isEmpty {
                 // A flush with nothing left to commit.
                 writersInside -= 1
                 condition.unlock()
@@ -125,19 +150,51 @@ public final class AuditLog: @unchecked Sendable {
                 recentWriters = max(writersInside, recentWriters * 7 / 8)
                 waiting.removeAll(keepingCapacity: true)
                 condition.unlock()
-                let outcome = Result { try store.write("writing \(batch.count) audit entries") { db in try append(batch.map(\.draft), in: db) } }
+                let outcomes = commit(batch)
                 condition.lock()
-                for (index, item) in batch.enumerated() {
+                for (item, outcome) in zip(batch, outcomes) {
                     if deferredTickets.remove(item.ticket) != nil {
                         if case .failure(let error) = outcome { deferredFailure = error }
                     } else {
-                        results[item.ticket] = outcome.map { $0[index] }
+                        results[item.ticket] = outcome
                     }
                 }
                 condition.broadcast()
             }
             committing = false
         }
+    }
+
+    /// One transaction for `batch`: each write in a savepoint of its own (one that fails is
+    /// rolled back alone and fails alone), then every entry of the writes that succeeded. If the
+    /// transaction itself fails, every member fails.
+    private func commit(_ batch: [Queued]) -> [Result<AuditEntry?, any Error>] {
+        var outcomes: [Result<AuditEntry?, any Error>] = Array(repeating: .success(nil), count: batch.count)
+        do {
+            try store.pool.write { db in
+                var drafts: [(index: Int, draft: AuditDraft)] = []
+                for (index, item) in batch.enumerated() {
+                    if let work = item.work {
+                        do {
+                            try db.inSavepoint {
+                                try work(db)
+                                return .commit
+                            }
+                        } catch {
+                            outcomes[index] = .failure(error is DatabaseError ? StoreError(error, while: item.what) : error)
+                            continue
+                        }
+                    }
+                    if let draft = item.draft { drafts.append((index, draft)) }
+                }
+                for (entry, item) in zip(try append(drafts.map(\.draft), in: db), drafts) {
+                    outcomes[item.index] = .success(entry)
+                }
+            }
+        } catch {
+            return batch.map { item in .failure(error is DatabaseError ? StoreError(error, while: item.what) : error) }
+        }
+        return outcomes
     }
 
     /// Queues an entry without waiting for it to be durable: the next `record` (by any caller)
@@ -148,14 +205,14 @@ public final class AuditLog: @unchecked Sendable {
         condition.lock()
         let ticket = nextTicket
         nextTicket += 1
-        waiting.append((ticket, draft))
+        waiting.append(Queued(ticket: ticket, draft: draft, work: nil, what: "writing an audit entry"))
         deferredTickets.insert(ticket)
         condition.unlock()
     }
 
     /// Commits every queued entry; call before the process ends.
     public func flush() throws {
-        _ = try record(nil)
+        _ = try enqueue(nil, work: nil, what: "writing the audit log")
         condition.lock()
         let failure = deferredFailure
         deferredFailure = nil

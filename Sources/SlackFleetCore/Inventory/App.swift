@@ -127,27 +127,27 @@ public enum AppRepository {
         }
     }
 
-    /// Stores a just-created app: its credentials sealed, and its row as the group's current app,
-    /// in one transaction. Slack shows the credentials only once, so this comes before anything else.
+    /// Stores a just-created app, inside the caller's transaction: its credentials sealed, and
+    /// its row as the group's app at `stage`. Slack shows the credentials only once, so this
+    /// comes before anything else, committed through `AuditLog.commit` (durable at once, in a
+    /// commit shared with the run's audit entries).
     @discardableResult
     public static func storeCreated(_ created: SlackClient.CreatedApp, workspaceID: String, appGroup: String, stage: AppStage = .current,
-                                    vault: SecretVault) throws -> App {
-        try vault.store.write("storing the credentials of Slack app \(created.appID)") { db in
-            let generation = try nextGeneration(workspaceID: workspaceID, appGroup: appGroup, in: db)
-            let prefix = "slack-app/\(workspaceID)/\(appGroup)/g\(generation)"
-            _ = try vault.set(prefix + "/client-secret", to: created.clientSecret, in: db)
-            if !created.signingSecret.revealed.isEmpty { _ = try vault.set(prefix + "/signing-secret", to: created.signingSecret, in: db) }
-            if !created.verificationToken.revealed.isEmpty { _ = try vault.set(prefix + "/verification-token", to: created.verificationToken, in: db) }
-            let now = Timestamp.now()
-            var app = App(id: nil, workspaceID: workspaceID, appGroup: appGroup, generation: generation, stage: stage,
-                          slackAppID: created.appID, clientID: created.clientID,
-                          clientSecretRef: "secret:" + prefix + "/client-secret",
-                          signingSecretRef: created.signingSecret.revealed.isEmpty ? nil : "secret:" + prefix + "/signing-secret",
-                          verificationTokenRef: created.verificationToken.revealed.isEmpty ? nil : "secret:" + prefix + "/verification-token",
-                          createdAt: now, updatedAt: now, stageChangedAt: now)
-            try app.insert(db)
-            return app
-        }
+                                    vault: SecretVault, in db: Database) throws -> App {
+        let generation = try nextGeneration(workspaceID: workspaceID, appGroup: appGroup, in: db)
+        let prefix = "slack-app/\(workspaceID)/\(appGroup)/g\(generation)"
+        _ = try vault.set(prefix + "/client-secret", to: created.clientSecret, in: db)
+        if !created.signingSecret.revealed.isEmpty { _ = try vault.set(prefix + "/signing-secret", to: created.signingSecret, in: db) }
+        if !created.verificationToken.revealed.isEmpty { _ = try vault.set(prefix + "/verification-token", to: created.verificationToken, in: db) }
+        let now = Timestamp.now()
+        var app = App(id: nil, workspaceID: workspaceID, appGroup: appGroup, generation: generation, stage: stage,
+                      slackAppID: created.appID, clientID: created.clientID,
+                      clientSecretRef: "secret:" + prefix + "/client-secret",
+                      signingSecretRef: created.signingSecret.revealed.isEmpty ? nil : "secret:" + prefix + "/signing-secret",
+                      verificationTokenRef: created.verificationToken.revealed.isEmpty ? nil : "secret:" + prefix + "/verification-token",
+                      createdAt: now, updatedAt: now, stageChangedAt: now)
+        try app.insert(db)
+        return app
     }
 
     /// The credentials of a stored app, its secret decrypted.

@@ -38,6 +38,11 @@ public struct ProvisionApp: FleetJob {
         return manifest
     }
 
+    public func prepare(context: JobContext) {
+        // Loads every group's app at once; a failure here is met again, and reported, by the group.
+        _ = try? apps.app(workspaceID: "", appGroup: "", context: context)
+    }
+
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int {
         (try? apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, context: context)) == nil ? 1 : 0
     }
@@ -121,7 +126,9 @@ public struct ProvisionApp: FleetJob {
                     throw LostCreateAnswer(message: "the answer to apps.manifest.create was lost (\(error.kind.rawValue)): Slack may now hold an app named \"\(name)\" in workspace \(workspace.id) whose credentials SlackFleet never saw (a possible orphan). Look for it in Slack's app list and delete it; " + (anotherFollows ? "SlackFleet creates another at once" : "the next run creates a new one"))
                 }
                 CrashPoint.reach("create:answered")
-                let app = try AppRepository.storeCreated(created, workspaceID: workspace.id, appGroup: group.key.appGroup, stage: stage, vault: context.vault)
+                let app = try context.executor.audit.commit("storing the credentials of Slack app \(created.appID)") { db in
+                    try AppRepository.storeCreated(created, workspaceID: workspace.id, appGroup: group.key.appGroup, stage: stage, vault: context.vault, in: db)
+                }
                 CrashPoint.reach("create:stored")
                 return app
             }

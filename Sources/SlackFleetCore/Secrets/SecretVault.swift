@@ -136,14 +136,19 @@ public struct SecretVault: Sendable {
             // Read on every use, never cached: a file such as a projected service-account token
             // is replaced while a long run goes on.
             let expanded = path.hasPrefix("~") ? (path as NSString).expandingTildeInPath : path
-            guard let data = FileManager.default.contents(atPath: expanded), let text = String(data: data, encoding: .utf8) else {
-                throw FleetError.config("cannot read the secret file \(path) (referenced as file:\(path)): check that it exists and is readable by this user")
+            guard let bytes = FileSystem.readSmallFile(atPath: expanded) else {
+                throw FleetError.config("cannot read the secret file \(path) (referenced as file:\(path)): check that it exists, is readable by this user and holds at most 1 MB")
             }
-            let value = String(text.drop(while: \.isNewline).reversed().drop(while: \.isNewline).reversed())
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw FleetError.config("the secret file \(path) is not UTF-8 text")
+            }
+            var value = Substring(text)
+            while let last = value.last, last.isNewline { value.removeLast() }
+            while let first = value.first, first.isNewline { value.removeFirst() }
             guard !value.isEmpty else {
                 throw FleetError.config("the secret file \(path) is empty")
             }
-            return SecretValue(value)
+            return SecretValue(String(value))
         case .command(let command):
             return try SecretCommand.run(command, timeout: commandTimeout, environment: environment)
         }

@@ -54,6 +54,27 @@ public enum FileSystem {
         return stat(path, &info) == 0
     }
 
+    /// The bytes of a small file (at most `limit`), read with plain system calls, or nil when it
+    /// cannot be opened or read or is larger. For secret files, read on every use: a run reads
+    /// thousands of them.
+    public static func readSmallFile(atPath path: String, limit: Int = 1 << 20) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { return bytes }
+            bytes.append(contentsOf: chunk[0..<count])
+            if bytes.count > limit { return nil }
+        }
+    }
+
     private static func writeAll(fd: Int32, data: Data, path: String) throws {
         try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
             guard let base = buffer.baseAddress else { return }
