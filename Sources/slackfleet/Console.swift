@@ -42,7 +42,7 @@ enum Console {
     static func resultLines(_ results: [InstanceResult]) {
         var output = ""
         for result in results {
-            output += result.json.canonicalJSON
+            result.appendJSONLine(to: &output)
             output += "\n"
             if output.utf8.count >= blockSize { out(output); output = "" }
         }

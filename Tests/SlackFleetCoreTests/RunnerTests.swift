@@ -42,6 +42,51 @@ struct RunnerTests {
         #expect(try AuditLog.unfinishedChanges(fixture.store).isEmpty)
     }
 
+    /// Changes every instance through the executor; the change of an instance named in
+    /// `failing` throws.
+    struct ChangingJob: FleetJob {
+        let name = "provision-app"
+        let failing: Set<String>
+
+        func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }
+
+        func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
+            group.instances.map { instance in
+                let change = ChangeExecutor.Change(target: "test:\(instance.name)", action: "update", summary: "change \(instance.name)")
+                do {
+                    try context.executor.perform(change, instance: instance.name) {
+                        if failing.contains(instance.name) { throw FleetError.failed("refused") }
+                    }
+                    return InstanceResult(instance: instance.name, appGroup: group.key.appGroup, workspace: group.workspace.id, outcome: .changed, detail: "changed")
+                } catch {
+                    return context.failure(instance, group, error)
+                }
+            }
+        }
+    }
+
+    @Test("a run marks its own changes as resolved when it ends, failed ones too: the next run's recovery reads none of them")
+    func runMarksItsOwnChanges() throws {
+        let fixture = try FleetFixture(command: "provision-app")
+        try fixture.importInventory(sampleInventory)
+        let instances = try InventoryRepository.load(fixture.store).instances.filter(\.enabled).map(\.name)
+        var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
+        options.selection.all = true
+        let report = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
+            .run(ChangingJob(failing: [instances[0]]), options: options) { _ in }
+        #expect(report.count(.changed) == instances.count - 1)
+        #expect(report.count(.failed) == 1)
+        let entries = try AuditLog.entries(fixture.store).filter { $0.target.hasPrefix("test:") }
+        #expect(entries.filter { $0.phase == "intent" }.count == instances.count)
+        #expect(entries.filter { $0.phase == "applied" || $0.phase == "failed" }.count == instances.count)
+        let head = try AuditLog.verify(fixture.store, keyring: fixture.keyring).count
+        let mark = try fixture.store.read("the mark") { db in
+            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'audit_resolved_through'")
+        }
+        #expect(mark == String(head), "the mark is the log's head at the run's end")
+        #expect(try AuditLog.unfinishedChanges(fixture.store).isEmpty)
+    }
+
     @Test("a result's --json line has the members of its Encodable form, with the same values")
     func resultLineMatchesEncodable() throws {
         var full = InstanceResult(instance: "prod-us-east", appGroup: "prod", workspace: "T0123ABCD", outcome: .failed,
@@ -52,10 +97,16 @@ struct RunnerTests {
         let plain = InstanceResult(instance: "lab", appGroup: "lab", workspace: "T0456EFGH", outcome: .ok, detail: "")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        for result in [full, plain] {
+        var quoted = full
+        (quoted.checks, quoted.deliverySeconds, quoted.switchSeconds) = (nil, nil, nil)
+        for result in [full, plain, quoted] {
             let line = result.json.canonicalJSON
             #expect(!line.contains("\n"), "one line")
             #expect(try JSON.parse(Data(line.utf8)) == JSON.parse(encoder.encode(result)))
+            // The line as the CLI writes it, member by member when it can.
+            var written = ""
+            result.appendJSONLine(to: &written)
+            #expect(written == line)
         }
     }
 

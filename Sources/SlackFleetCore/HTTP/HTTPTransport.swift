@@ -67,6 +67,7 @@ public final class HTTPTransport: Sendable {
 
     private let client: HTTPClient
     private let verdicts = Mutex<[String: HostVerdict]>([:])
+    private let closing = Mutex<EventLoopFuture<Void>?>(nil)
     private let configuration: Configuration
     private let logger: Logger
 
@@ -90,9 +91,15 @@ public final class HTTPTransport: Sendable {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     }
 
-    /// Closes every connection; call once, when the run is over.
+    /// Starts closing every connection without waiting for it; no request may follow.
+    public func beginShutdown() {
+        closing.withLock { if $0 == nil { $0 = client.shutdown() } }
+    }
+
+    /// Closes every connection and waits until they are closed; call once, when the run is over.
     public func shutdown() {
-        try? client.syncShutdown()
+        beginShutdown()
+        try? closing.withLock { $0 }?.wait()
     }
 
     /// Sends `spec` and waits for the whole answer.
@@ -123,8 +130,11 @@ public final class HTTPTransport: Sendable {
         } catch {
             throw TransportError(.invalidURL, target: target)
         }
-        var requestLogger = logger
-        if logger.logLevel <= .debug { requestLogger[metadataKey: "request-id"] = "\(UUID().uuidString.prefix(8))" }
+        // AsyncHTTPClient logs at debug and trace only, and sets metadata on the logger it is
+        // given for every request, which a stream handler formats at once: above debug it gets
+        // a logger that discards everything.
+        var requestLogger = logger.logLevel <= .debug ? logger : HTTPTransport.silent
+        if logger.logLevel <= .debug { requestLogger[metadataKey: "request-id"] = "\(RandomID.uuid().prefix(8))" }
         requestLogger.debug("→ \(target)")
         let started = DispatchTime.now()
         let accumulator = ResponseAccumulator(request: request, maxBodySize: configuration.maximumResponseBytes)
@@ -145,6 +155,8 @@ public final class HTTPTransport: Sendable {
         for (name, value) in response.headers { fields[name.lowercased()] = value }
         return HTTPReply(status: Int(response.status.code), headers: fields, body: response.body.map { Data($0.readableBytesView) } ?? Data())
     }
+
+    private static let silent = Logger(label: "slackfleet.http", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// What the endpoint rules say about a host, worked out once per host and run: a run sends
     /// thousands of requests to a few hundred hosts.

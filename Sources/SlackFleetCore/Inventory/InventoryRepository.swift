@@ -10,8 +10,31 @@ public enum InventoryRepository {
 
     static func load(_ db: Database) throws -> Inventory {
         let workspaces = try WorkspaceRecord.order(Column("id")).fetchAll(db).map { try $0.workspace() }
-        let instances = try InstanceRecord.order(Column("name")).fetchAll(db).map { try $0.instance() }
+        let instances = try InventoryRepository.instances(InstanceRecord.order(Column("name")).fetchAll(db))
         return Inventory(workspaces: workspaces, instances: instances)
+    }
+
+    /// The records' instances, in order; the first record in error throws. A large inventory is
+    /// converted in two halves at once: every run reads it before its first request.
+    static func instances(_ records: [InstanceRecord]) throws -> [Instance] {
+        guard records.count >= 256 else { return try records.map { try $0.instance() } }
+        let halves = [records[..<(records.count / 2)], records[(records.count / 2)...]]
+        let converted = Halves()
+        DispatchQueue.concurrentPerform(iterations: 2) { half in
+            let result = Result { try halves[half].map { try $0.instance() } }
+            converted.set(half, result)
+        }
+        return try converted.first.get() + converted.second.get()
+    }
+
+    private final class Halves: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var first: Result<[Instance], any Error> = .success([])
+        private(set) var second: Result<[Instance], any Error> = .success([])
+
+        func set(_ half: Int, _ result: Result<[Instance], any Error>) {
+            lock.withLock { if half == 0 { first = result } else { second = result } }
+        }
     }
 
     /// One instance by name, or nil.

@@ -28,6 +28,8 @@ public final class ChangeExecutor: @unchecked Sendable {
     public let control: RunControl
     private let lock = NSLock()
     private var plannedChanges: [String: [Change]] = [:]
+    /// Intents written whose outcome is not queued yet.
+    private var openIntents = 0
 
     public init(audit: AuditLog, dryRun: Bool, control: RunControl) {
         self.audit = audit
@@ -50,9 +52,11 @@ public final class ChangeExecutor: @unchecked Sendable {
             return nil
         }
         if let stop = control.stop { throw RunControl.Interrupted(reason: stop) }
-        let changeID = UUID().uuidString.lowercased()
+        let changeID = RandomID.uuid()
         detail["change_id"] = .string(changeID)
         try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .intent, detail: detail))
+        lock.withLock { openIntents += 1 }
+        defer { lock.withLock { openIntents -= 1 } }
         // The outcome rides along with the next commit (see AuditLog.recordDeferred); the run
         // flushes the log before it ends.
         let kind = change.target.split(separator: ":").first.map(String.init) ?? ""
@@ -74,6 +78,12 @@ public final class ChangeExecutor: @unchecked Sendable {
     public func recordRecovered(target: String, action: String, instance: String?, changeID: String, found: String) throws {
         try audit.record(AuditDraft(instance: instance, target: target, action: action, phase: .recovered,
                                     detail: ["change_id": .string(changeID), "found": .string(found)]))
+    }
+
+    /// Whether every intent this executor wrote has its outcome queued (`AuditLog.flush` then
+    /// makes them durable): true unless a change is still in progress.
+    public var everyIntentHasOutcome: Bool {
+        lock.withLock { openIntents == 0 }
     }
 
     /// The changes a dry run planned, by instance ("" for app-wide changes).

@@ -34,7 +34,9 @@ public struct SyncRedirects: FleetJob {
     /// export (`_metadata`, default settings) never count as drift.
     public static func drift(exported: JSON, instances: [Instance]) -> Drift {
         let desiredURLs = Set(ProvisionApp.redirectURLs(instances))
-        let actualURLs = Set(exported["oauth_config"]?["redirect_urls"]?.strings.map(normalised) ?? [])
+        // The desired URLs are normalised already (at import), and normalising is idempotent:
+        // only an exported URL spelled otherwise needs the work.
+        let actualURLs = Set(exported["oauth_config"]?["redirect_urls"]?.strings.map { desiredURLs.contains($0) ? $0 : normalised($0) } ?? [])
         let desiredRanges = Set(ProvisionApp.ipRanges(instances))
         let actualRanges = Set(exported["settings"]?["allowed_ip_address_ranges"]?.strings ?? [])
         return Drift(addedURLs: desiredURLs.subtracting(actualURLs).sorted(), removedURLs: actualURLs.subtracting(desiredURLs).sorted(),
@@ -59,6 +61,11 @@ public struct SyncRedirects: FleetJob {
             manifest = manifest.setting(["settings", "allowed_ip_address_ranges"], to: .list(ranges.map(JSON.string)))
         }
         return manifest
+    }
+
+    public func prepare(context: JobContext) {
+        // Loads every group's app at once; a failure here is met again, and reported, by the group.
+        _ = try? apps.app(workspaceID: "", appGroup: "", context: context)
     }
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }

@@ -10,6 +10,7 @@ public final class RunLock: @unchecked Sendable {
     private let store: FleetStore
     private let runID: String
     private var heartbeat: DispatchSourceTimer?
+    private var released = false
 
     private init(store: FleetStore, runID: String) {
         self.store = store
@@ -57,12 +58,29 @@ public final class RunLock: @unchecked Sendable {
         heartbeat = timer
     }
 
-    /// Gives the lock up.
+    /// Gives the lock up (nothing to do once `release(with:_:)` has).
     public func release() {
         heartbeat?.cancel()
         heartbeat = nil
+        guard !released else { return }
         _ = try? store.write("releasing the run lock") { db in
             try db.execute(sql: "DELETE FROM run_lock WHERE id = 1 AND run_id = ?", arguments: [runID])
         }
+        released = true
+    }
+
+    /// Gives the lock up in the transaction that makes `body`'s writes (a run's last record), so
+    /// both cost one commit. If that transaction fails, the lock is still held and `release()`
+    /// gives it up.
+    public func release<T>(with what: @autoclosure () -> String, _ body: (Database) throws -> T) throws -> T {
+        heartbeat?.cancel()
+        heartbeat = nil
+        let value = try store.write(what()) { db in
+            let value = try body(db)
+            try db.execute(sql: "DELETE FROM run_lock WHERE id = 1 AND run_id = ?", arguments: [runID])
+            return value
+        }
+        released = true
+        return value
     }
 }

@@ -47,6 +47,28 @@ public struct InstanceResult: Sendable, Codable, Equatable {
         return .object(fields)
     }
 
+    /// Appends the `--json` line (without its newline) to `out`: exactly `json.canonicalJSON`,
+    /// written member by member, in sorted order, when only the six members every job has are set.
+    public func appendJSONLine(to out: inout String) {
+        guard checks == nil, deliverySeconds == nil, switchSeconds == nil else {
+            out += json.canonicalJSON
+            return
+        }
+        out += "{\"app_group\":"
+        JSONText.appendQuoted(appGroup, to: &out)
+        out += ",\"detail\":"
+        JSONText.appendQuoted(detail, to: &out)
+        out += ",\"duration_ms\":"
+        out += String(durationMS)
+        out += ",\"instance\":"
+        JSONText.appendQuoted(instance, to: &out)
+        out += ",\"result\":"
+        JSONText.appendQuoted(outcome.rawValue, to: &out)
+        out += ",\"workspace\":"
+        JSONText.appendQuoted(workspace, to: &out)
+        out += "}"
+    }
+
     public init(instance: String, appGroup: String, workspace: String, outcome: Outcome, detail: String, durationMS: Int = 0) {
         self.instance = instance
         self.appGroup = appGroup

@@ -24,10 +24,14 @@ public protocol FleetJob: Sendable {
     /// Work done once per run before the app groups, such as rotating each workspace's
     /// configuration token. The groups are built again afterwards, with the tokens it stored.
     func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void)
+    /// Reads what every group will need (such as the stored apps) on a thread of its own while
+    /// the run recovers and announces itself, so the lanes do not all wait for it at their start.
+    func prepare(context: JobContext)
 }
 
 extension FleetJob {
     public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) {}
+    public func prepare(context: JobContext) {}
 }
 
 /// Everything a job's work needs, shared by all lanes of a run.
@@ -176,9 +180,12 @@ public final class Runner: @unchecked Sendable {
         let context = JobContext(store: store, vault: vault, executor: executor, transport: transport,
                                  pacer: SlackPacer(quotas: options.settings.slackQuotas), retry: options.settings.retryPolicy,
                                  control: control, metrics: metrics, settings: options.settings)
+        let prepared = DispatchGroup()
+        DispatchQueue.global().async(group: prepared) { job.prepare(context: context) }
+        defer { prepared.wait() }
         try reconcile(executor: executor, notes: notes)
         // Every intent so far has its outcome now; the run's end records it.
-        let resolvedThrough = try AuditLog.headSeq(store)
+        var resolvedThrough = try AuditLog.headSeq(store)
 
         func build(_ workspaces: [String: Workspace]) -> [GroupWork] {
             groups.sorted { $0.key < $1.key }.compactMap { key, instances -> GroupWork? in
@@ -211,7 +218,12 @@ public final class Runner: @unchecked Sendable {
             }
         }
         group.wait()
+        // No more requests: the connections close while the results are written.
+        transport.beginShutdown()
         try audit.flush()
+        // Every intent this run wrote has its outcome on disk too (each change queues one before
+        // it returns): the next run's recovery need not read them again.
+        if executor.everyIntentHasOutcome { resolvedThrough = try AuditLog.headSeq(store) }
         report.stop = control.stop
         let finished = shared.results
         for (index, item) in work.enumerated() {
@@ -229,7 +241,7 @@ public final class Runner: @unchecked Sendable {
         report.retries = snapshot.retries
         report.rateLimited = snapshot.rateLimited
         report.planned = executor.planned.mapValues { $0.map(\.summary) }
-        try recordRunEnd(report, resolvedThrough: resolvedThrough)
+        try recordRunEnd(report, resolvedThrough: resolvedThrough, lock: lock)
         return report
     }
 
@@ -291,8 +303,9 @@ public final class Runner: @unchecked Sendable {
         }
     }
 
-    private func recordRunEnd(_ report: RunReport, resolvedThrough: Int64) throws {
-        try store.write("recording the run's results") { db in
+    /// Records the run's end and results, and gives the run lock up, in one transaction.
+    private func recordRunEnd(_ report: RunReport, resolvedThrough: Int64, lock: RunLock) throws {
+        try lock.release(with: "recording the run's results") { db in
             try AuditLog.markResolved(through: resolvedThrough, in: db)
             let summary: JSON = .object(Dictionary(uniqueKeysWithValues: InstanceResult.Outcome.allCases.map { ($0.rawValue, JSON.int(report.count($0))) }))
             try db.execute(sql: "UPDATE run SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
