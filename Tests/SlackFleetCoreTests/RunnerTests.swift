@@ -87,6 +87,43 @@ struct RunnerTests {
         #expect(try AuditLog.unfinishedChanges(fixture.store).isEmpty)
     }
 
+    @Test("a sequence of changes: intents in one commit before the first call; after a failure the rest are not attempted, and say so")
+    func changeSequences() throws {
+        let fixture = try FleetFixture(command: "provision-app")
+        let executor = ChangeExecutor(audit: fixture.audit, dryRun: false, control: RunControl())
+        var calls: [String] = []
+        func steps(failing: String?) -> [ChangeExecutor.Step] {
+            ["secret", "restart", "third"].map { name in
+                ChangeExecutor.Step(ChangeExecutor.Change(target: "test:\(name)", action: name, summary: "do \(name)")) {
+                    calls.append(name)
+                    if name == failing { throw FleetError.failed("\(name) refused") }
+                }
+            }
+        }
+        try executor.perform(steps(failing: nil), instance: "a")
+        #expect(calls == ["secret", "restart", "third"])
+        #expect(throws: FleetError.self) { try executor.perform(steps(failing: "restart"), instance: "b") }
+        #expect(calls == ["secret", "restart", "third", "secret", "restart"], "nothing after the failed step was called")
+        try fixture.audit.flush()
+        #expect(executor.everyIntentHasOutcome)
+        let entries = try AuditLog.entries(fixture.store, instance: "b")
+        let intents = entries.filter { $0.phase == "intent" }
+        #expect(intents.map(\.action) == ["secret", "restart", "third"])
+        #expect(Set(intents.map(\.time)).count == 1, "the intents were written in one commit")
+        #expect(entries.prefix(3).allSatisfy { $0.phase == "intent" }, "every intent comes before the first outcome")
+        let outcomes = Dictionary(uniqueKeysWithValues: entries.filter { $0.phase != "intent" }.map { ($0.action, $0) })
+        #expect(outcomes["secret"]?.phase == "applied")
+        #expect(outcomes["restart"]?.phase == "failed")
+        #expect(outcomes["third"]?.phase == "failed")
+        #expect(outcomes["third"]?.detail.contains("not attempted: do restart failed before it") == true)
+        #expect(try AuditLog.unfinishedChanges(fixture.store).isEmpty)
+        // A dry run plans every step and calls none.
+        let dry = ChangeExecutor(audit: fixture.audit, dryRun: true, control: RunControl())
+        try dry.perform(steps(failing: nil), instance: "c")
+        #expect(calls.count == 5)
+        #expect(dry.planned["c"]?.map(\.action) == ["secret", "restart", "third"])
+    }
+
     @Test("a result's --json line has the members of its Encodable form, with the same values")
     func resultLineMatchesEncodable() throws {
         var full = InstanceResult(instance: "prod-us-east", appGroup: "prod", workspace: "T0123ABCD", outcome: .failed,

@@ -20,7 +20,7 @@ public final class AuditLog: @unchecked Sendable {
     // Group commit state, guarded by `condition`.
     private let condition = NSCondition()
     private var waiting: [Queued] = []
-    private var results: [Int: Result<AuditEntry?, any Error>] = [:]
+    private var results: [Int: Result<[AuditEntry], any Error>] = [:]
     private var nextTicket = 0
     private var committing = false
     /// Queued entries nobody waits for; their results are dropped once committed.
@@ -71,10 +71,10 @@ public final class AuditLog: @unchecked Sendable {
         return entries
     }
 
-    /// An entry or a write waiting for the next shared commit.
+    /// Entries or a write waiting for the next shared commit.
     private struct Queued {
         let ticket: Int
-        let draft: AuditDraft?
+        let drafts: [AuditDraft]
         /// A write of the caller's own, run in a savepoint of the shared transaction while its
         /// caller waits in `commit`.
         let work: ((Database) throws -> Void)?
@@ -85,10 +85,18 @@ public final class AuditLog: @unchecked Sendable {
     /// Appends one entry and returns once it is durable, sharing the commit with concurrent callers.
     @discardableResult
     public func record(_ draft: AuditDraft) throws -> AuditEntry {
-        guard let entry = try enqueue(draft, work: nil, what: "writing an audit entry") else {
+        guard let entry = try record([draft]).first else {
             throw FleetError.failed("the audit entry was not written")
         }
         return entry
+    }
+
+    /// Appends `drafts`, one after another, and returns once they are durable (one commit,
+    /// shared with concurrent callers).
+    @discardableResult
+    public func record(_ drafts: [AuditDraft]) throws -> [AuditEntry] {
+        guard !drafts.isEmpty else { return [] }
+        return try enqueue(drafts, work: nil, what: "writing \(drafts.count == 1 ? "an audit entry" : "audit entries")")
     }
 
     /// Runs `work` in a write transaction shared with concurrent audit entries and writes, and
@@ -97,19 +105,20 @@ public final class AuditLog: @unchecked Sendable {
     /// only its own changes are rolled back and the error is thrown here; the others commit.
     public func commit<T>(_ what: String, _ work: @escaping (Database) throws -> T) throws -> T {
         var value: T?
-        _ = try enqueue(nil, work: { db in value = try work(db) }, what: what)
+        _ = try enqueue([], work: { db in value = try work(db) }, what: what)
         guard let value else { throw FleetError.failed("\(what): the write was not made") }
         return value
     }
 
-    /// Commits `draft` and `work` (if any) with everything queued before them; returns the
-    /// entry written for `draft`.
-    private func enqueue(_ draft: AuditDraft?, work: ((Database) throws -> Void)?, what: String) throws -> AuditEntry? {
+    /// Commits `drafts` and `work` (if any) with everything queued before them; returns the
+    /// entries written for `drafts`.
+    @discardableResult
+    private func enqueue(_ drafts: [AuditDraft], work: ((Database) throws -> Void)?, what: String) throws -> [AuditEntry] {
         condition.lock()
         let ticket = nextTicket
         nextTicket += 1
-        let flushOnly = draft == nil && work == nil
-        if !flushOnly { waiting.append(Queued(ticket: ticket, draft: draft, work: work, what: what)) }
+        let flushOnly = drafts.isEmpty && work == nil
+        if !flushOnly { waiting.append(Queued(ticket: ticket, drafts: drafts, work: work, what: what)) }
         writersInside += 1
         recentWriters = max(recentWriters, writersInside)
         while true {
@@ -122,7 +131,7 @@ public final class AuditLog: @unchecked Sendable {
                 // A flush with nothing left to commit.
                 writersInside -= 1
                 condition.unlock()
-                return nil
+                return []
             }
             if committing {
                 condition.wait()
@@ -168,8 +177,8 @@ public final class AuditLog: @unchecked Sendable {
     /// One transaction for `batch`: each write in a savepoint of its own (one that fails is
     /// rolled back alone and fails alone), then every entry of the writes that succeeded. If the
     /// transaction itself fails, every member fails.
-    private func commit(_ batch: [Queued]) -> [Result<AuditEntry?, any Error>] {
-        var outcomes: [Result<AuditEntry?, any Error>] = Array(repeating: .success(nil), count: batch.count)
+    private func commit(_ batch: [Queued]) -> [Result<[AuditEntry], any Error>] {
+        var outcomes: [Result<[AuditEntry], any Error>] = Array(repeating: .success([]), count: batch.count)
         do {
             try store.pool.write { db in
                 var drafts: [(index: Int, draft: AuditDraft)] = []
@@ -185,11 +194,13 @@ public final class AuditLog: @unchecked Sendable {
                             continue
                         }
                     }
-                    if let draft = item.draft { drafts.append((index, draft)) }
+                    drafts += item.drafts.map { (index, $0) }
                 }
+                var written: [Int: [AuditEntry]] = [:]
                 for (entry, item) in zip(try append(drafts.map(\.draft), in: db), drafts) {
-                    outcomes[item.index] = .success(entry)
+                    written[item.index, default: []].append(entry)
                 }
+                for (index, entries) in written { outcomes[index] = .success(entries) }
             }
         } catch {
             return batch.map { item in .failure(error is DatabaseError ? StoreError(error, while: item.what) : error) }
@@ -205,14 +216,14 @@ public final class AuditLog: @unchecked Sendable {
         condition.lock()
         let ticket = nextTicket
         nextTicket += 1
-        waiting.append(Queued(ticket: ticket, draft: draft, work: nil, what: "writing an audit entry"))
+        waiting.append(Queued(ticket: ticket, drafts: [draft], work: nil, what: "writing an audit entry"))
         deferredTickets.insert(ticket)
         condition.unlock()
     }
 
     /// Commits every queued entry; call before the process ends.
     public func flush() throws {
-        _ = try enqueue(nil, work: nil, what: "writing the audit log")
+        try enqueue([], work: nil, what: "writing the audit log")
         condition.lock()
         let failure = deferredFailure
         deferredFailure = nil

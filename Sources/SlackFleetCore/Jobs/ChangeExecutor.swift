@@ -37,39 +37,84 @@ public final class ChangeExecutor: @unchecked Sendable {
         self.control = control
     }
 
+    /// One change of a sequence, and the call that makes it.
+    public struct Step {
+        public let change: Change
+        public let body: () throws -> Void
+
+        public init(_ change: Change, _ body: @escaping () throws -> Void) {
+            self.change = change
+            self.body = body
+        }
+    }
+
     /// Performs `change` for `instance` (nil for a change to an app as a whole): intent, call,
     /// outcome. Returns the call's result, or nil in a dry run. No change starts once the run
     /// has been asked to stop.
     @discardableResult
     public func perform<T>(_ change: Change, instance: String?, _ body: () throws -> T) throws -> T? {
-        var detail = change.detail
-        detail["summary"] = .string(change.summary)
+        guard let ids = try recordIntents([change], instance: instance) else { return nil }
+        defer { lock.withLock { openIntents -= 1 } }
+        return try call(change, id: ids[0], instance: instance, body)
+    }
+
+    /// Performs `steps` in order for `instance`, each depending on the ones before it (write a
+    /// Secret, then restart what reads it): the intents of all are durable, in one commit, before
+    /// the first call, and each step's outcome follows its call. When a step fails, the ones after
+    /// it are recorded as failed without being attempted, and its error is thrown. A dry run
+    /// plans every step and performs none.
+    public func perform(_ steps: [Step], instance: String?) throws {
+        guard let ids = try recordIntents(steps.map(\.change), instance: instance) else { return }
+        for (index, step) in steps.enumerated() {
+            do {
+                defer { lock.withLock { openIntents -= 1 } }
+                try call(step.change, id: ids[index], instance: instance, step.body)
+            } catch {
+                for (later, id) in zip(steps[(index + 1)...], ids[(index + 1)...]) {
+                    audit.recordDeferred(AuditDraft(instance: instance, target: later.change.target, action: later.change.action, phase: .failed,
+                                                    detail: ["change_id": .string(id), "error": .string("not attempted: \(step.change.summary) failed before it")]))
+                    lock.withLock { openIntents -= 1 }
+                }
+                throw error
+            }
+        }
+    }
+
+    /// Makes the intents of `changes` durable, in one commit, and returns their change IDs; in a
+    /// dry run records them as planned and returns nil.
+    private func recordIntents(_ changes: [Change], instance: String?) throws -> [String]? {
+        func draft(_ change: Change, _ phase: AuditPhase, _ id: String?) -> AuditDraft {
+            var detail = change.detail
+            detail["summary"] = .string(change.summary)
+            if let id { detail["change_id"] = .string(id) }
+            return AuditDraft(instance: instance, target: change.target, action: change.action, phase: phase, detail: detail)
+        }
         if dryRun {
-            lock.lock()
-            plannedChanges[instance ?? "", default: []].append(change)
-            lock.unlock()
-            try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .planned, detail: detail))
+            lock.withLock { plannedChanges[instance ?? "", default: []].append(contentsOf: changes) }
+            try audit.record(changes.map { draft($0, .planned, nil) })
             return nil
         }
         if let stop = control.stop { throw RunControl.Interrupted(reason: stop) }
-        let changeID = RandomID.uuid()
-        detail["change_id"] = .string(changeID)
-        try audit.record(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .intent, detail: detail))
-        lock.withLock { openIntents += 1 }
-        defer { lock.withLock { openIntents -= 1 } }
-        // The outcome rides along with the next commit (see AuditLog.recordDeferred); the run
-        // flushes the log before it ends.
+        let ids = changes.map { _ in RandomID.uuid() }
+        try audit.record(zip(changes, ids).map { draft($0, .intent, $1) })
+        lock.withLock { openIntents += changes.count }
+        return ids
+    }
+
+    /// Makes one change's call, its intent written; queues its outcome. The outcome rides along
+    /// with the next commit (see AuditLog.recordDeferred); the run flushes the log before it ends.
+    private func call<T>(_ change: Change, id: String, instance: String?, _ body: () throws -> T) throws -> T {
         let kind = change.target.split(separator: ":").first.map(String.init) ?? ""
         CrashPoint.reach("before:\(change.action):\(kind)")
         do {
             let result = try body()
             CrashPoint.reach("after:\(change.action):\(kind)")
             audit.recordDeferred(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .applied,
-                                            detail: ["change_id": .string(changeID)]))
+                                            detail: ["change_id": .string(id)]))
             return result
         } catch {
             audit.recordDeferred(AuditDraft(instance: instance, target: change.target, action: change.action, phase: .failed,
-                                            detail: ["change_id": .string(changeID), "error": .string(ChangeExecutor.describe(error))]))
+                                            detail: ["change_id": .string(id), "error": .string(ChangeExecutor.describe(error))]))
             throw error
         }
     }

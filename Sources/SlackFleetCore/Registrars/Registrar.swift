@@ -92,15 +92,15 @@ struct OperatorV2Registrar {
         var patches: [String: [String: JSON]] = [:]
         patches[idSecret, default: [:]][idKey] = .string(Registration.base64(credentials.clientID))
         patches[secretSecret, default: [:]][secretKey] = .string(Registration.base64(credentials.clientSecret.revealed))
-        for (secretName, data) in patches.sorted(by: { $0.key < $1.key }) {
+        // The Secret writes, then the restart: one sequence, whose intents share a commit.
+        var steps: [ChangeExecutor.Step] = patches.sorted(by: { $0.key < $1.key }).map { secretName, data in
             let path = KubernetesClient.secretPath(target.namespace, secretName)
             let fingerprinted = data.mapValues { _ in JSON.string("(set)") }
-            try context.executor.perform(ChangeExecutor.Change(
+            return ChangeExecutor.Step(ChangeExecutor.Change(
                 target: "k8s:secret/\(target.namespace)/\(secretName)", action: "update",
                 summary: "write Slack client ID \(credentials.clientID) into Secret \(target.namespace)/\(secretName)",
                 detail: ["keys": .object(fingerprinted), "client_id": .string(credentials.clientID),
-                         "client_secret": .string(context.executor.audit.fingerprint(of: credentials.clientSecret))]),
-                instance: name) {
+                         "client_secret": .string(context.executor.audit.fingerprint(of: credentials.clientSecret))])) {
                 do {
                     try client.mergePatch(path, ["data": .object(data)])
                 } catch let error as ServiceError where error.status == 404 {
@@ -110,13 +110,14 @@ struct OperatorV2Registrar {
         }
         let deployment = target.deployment ?? "wandb-api"
         let stamp = Timestamp.now()
-        try context.executor.perform(ChangeExecutor.Change(
+        steps.append(ChangeExecutor.Step(ChangeExecutor.Change(
             target: "k8s:deployment/\(target.namespace)/\(deployment)", action: "restart",
             summary: "restart Deployment \(target.namespace)/\(deployment) so it reads the new credentials",
-            detail: ["restartedAt": .string(stamp)]), instance: name) {
+            detail: ["restartedAt": .string(stamp)])) {
             try client.mergePatch(KubernetesClient.deploymentPath(target.namespace, deployment),
                                   ["spec": ["template": ["metadata": ["annotations": ["kubectl.kubernetes.io/restartedAt": .string(stamp)]]]]])
-        }
+        })
+        try context.executor.perform(steps, instance: name)
     }
 }
 
