@@ -34,6 +34,20 @@ struct AuditTests {
         }
     }
 
+    /// Runs `body(writer, index)` `perWriter` times on each of `writers` threads of their own
+    /// (concurrentPerform would run only about one per core), and waits for all of them.
+    static func onThreads(_ writers: Int, _ perWriter: Int, _ body: @escaping @Sendable (Int, Int) -> Void) {
+        let finished = DispatchGroup()
+        for writer in 0..<writers {
+            finished.enter()
+            Thread {
+                for index in 0..<perWriter { body(writer, index) }
+                finished.leave()
+            }.start()
+        }
+        #expect(finished.wait(timeout: .now() + 60) == .success)
+    }
+
     static func signedHead(_ store: FleetStore) throws -> (seq: Int64, hash: String) {
         let verification = try AuditLog.verify(store, keyring: nil)
         return (verification.count, verification.headHash)
@@ -211,22 +225,13 @@ struct AuditTests {
         let fixture = try FleetFixture()
         let writers = 64, perWriter = 40
         let failures = Counter()
-        // Real threads: concurrentPerform would run only about one per core.
-        let finished = DispatchGroup()
-        for writer in 0..<writers {
-            finished.enter()
-            Thread {
-                for index in 0..<perWriter {
-                    do {
-                        try fixture.audit.record(AuditDraft(instance: "w\(writer)", target: "test:\(writer)/\(index)", action: "intent", phase: .intent))
-                    } catch {
-                        failures.increment()
-                    }
-                }
-                finished.leave()
-            }.start()
+        AuditTests.onThreads(writers, perWriter) { writer, index in
+            do {
+                try fixture.audit.record(AuditDraft(instance: "w\(writer)", target: "test:\(writer)/\(index)", action: "intent", phase: .intent))
+            } catch {
+                failures.increment()
+            }
         }
-        #expect(finished.wait(timeout: .now() + 60) == .success)
         #expect(failures.value == 0)
         let entries = try AuditLog.entries(fixture.store)
         #expect(entries.count == writers * perWriter)
@@ -241,31 +246,23 @@ struct AuditTests {
         let fixture = try FleetFixture()
         let writers = 32, perWriter = 10
         let failures = Counter(), refusals = Counter()
-        let finished = DispatchGroup()
-        for writer in 0..<writers {
-            finished.enter()
-            Thread {
-                for index in 0..<perWriter {
-                    do {
-                        try fixture.audit.record(AuditDraft(instance: "w\(writer)", target: "test:\(writer)/\(index)", action: "store", phase: .intent))
-                        let name = "test/w\(writer)/\(index)"
-                        let stored = try fixture.audit.commit("storing \(name)") { db in
-                            _ = try fixture.vault.set(name, to: SecretValue("value \(writer) \(index)"), in: db)
-                            // Every fifth write fails after writing: nothing of it may remain.
-                            if index % 5 == 4 { try db.execute(sql: "INSERT INTO no_such_table VALUES (1)") }
-                            return name
-                        }
-                        #expect(stored == name)
-                    } catch let error as StoreError {
-                        if error.operation == "storing test/w\(writer)/\(index)", index % 5 == 4 { refusals.increment() } else { failures.increment() }
-                    } catch {
-                        failures.increment()
-                    }
+        AuditTests.onThreads(writers, perWriter) { writer, index in
+            do {
+                try fixture.audit.record(AuditDraft(instance: "w\(writer)", target: "test:\(writer)/\(index)", action: "store", phase: .intent))
+                let name = "test/w\(writer)/\(index)"
+                let stored = try fixture.audit.commit("storing \(name)") { db in
+                    _ = try fixture.vault.set(name, to: SecretValue("value \(writer) \(index)"), in: db)
+                    // Every fifth write fails after writing: nothing of it may remain.
+                    if index % 5 == 4 { try db.execute(sql: "INSERT INTO no_such_table VALUES (1)") }
+                    return name
                 }
-                finished.leave()
-            }.start()
+                #expect(stored == name)
+            } catch let error as StoreError {
+                if error.operation == "storing test/w\(writer)/\(index)", index % 5 == 4 { refusals.increment() } else { failures.increment() }
+            } catch {
+                failures.increment()
+            }
         }
-        #expect(finished.wait(timeout: .now() + 60) == .success)
         #expect(failures.value == 0)
         #expect(refusals.value == writers * perWriter / 5)
         let names = Set(try fixture.vault.list().map(\.name))
