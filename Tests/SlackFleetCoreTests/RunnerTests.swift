@@ -117,6 +117,19 @@ struct RunnerTests {
         #expect(outcomes["third"]?.phase == "failed")
         #expect(outcomes["third"]?.detail.contains("not attempted: do restart failed before it") == true)
         #expect(try AuditLog.unfinishedChanges(fixture.store).isEmpty)
+        // A run asked to stop mid-sequence finishes it: no Secret is left written without its restart.
+        let control = RunControl()
+        let stopping = ChangeExecutor(audit: fixture.audit, dryRun: false, control: control)
+        var finished: [String] = []
+        try stopping.perform([
+            ChangeExecutor.Step(ChangeExecutor.Change(target: "test:secret", action: "update", summary: "write")) {
+                finished.append("update")
+                control.requestStop(.terminated)
+            },
+            ChangeExecutor.Step(ChangeExecutor.Change(target: "test:deployment", action: "restart", summary: "restart")) { finished.append("restart") },
+        ], instance: "d")
+        #expect(finished == ["update", "restart"])
+        #expect(throws: RunControl.Interrupted.self) { try stopping.perform([steps(failing: nil)[0]], instance: "d") }
         // A dry run plans every step and calls none.
         let dry = ChangeExecutor(audit: fixture.audit, dryRun: true, control: RunControl())
         try dry.perform(steps(failing: nil), instance: "c")
@@ -137,13 +150,12 @@ struct RunnerTests {
         var quoted = full
         (quoted.checks, quoted.deliverySeconds, quoted.switchSeconds) = (nil, nil, nil)
         for result in [full, plain, quoted] {
-            let line = result.json.canonicalJSON
+            var line = ""
+            result.appendJSONLine(to: &line)
             #expect(!line.contains("\n"), "one line")
             #expect(try JSON.parse(Data(line.utf8)) == JSON.parse(encoder.encode(result)))
-            // The line as the CLI writes it, member by member when it can.
-            var written = ""
-            result.appendJSONLine(to: &written)
-            #expect(written == line)
+            // Sorted members, spelled as the canonical writer spells them.
+            #expect(try JSON.parse(Data(line.utf8)).canonicalJSON == line)
         }
     }
 

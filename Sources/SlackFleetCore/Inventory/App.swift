@@ -101,18 +101,28 @@ public final class CurrentApps: @unchecked Sendable {
     public func app(workspaceID: String, appGroup: String, context: JobContext) throws -> App? {
         lock.lock()
         defer { lock.unlock() }
+        return try loaded(context)[workspaceID + "\u{0}" + appGroup]
+    }
+
+    /// Reads every group's app now, if `context`'s run has not yet (FleetJob.prepare).
+    public func load(_ context: JobContext) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = try loaded(context)
+    }
+
+    private func loaded(_ context: JobContext) throws -> [String: App] {
         let runID = context.executor.audit.context.runID
-        if apps == nil || run != runID {
-            run = runID
-            apps = try context.store.read("reading the apps") { db in
-                var byGroup: [String: App] = [:]
-                for app in try App.fetchAll(db, sql: "SELECT * FROM app WHERE stage = ? ORDER BY generation", arguments: [AppStage.current.rawValue]) {
-                    byGroup[app.workspaceID + "\u{0}" + app.appGroup] = app  // the highest generation wins
-                }
-                return byGroup
+        if let apps, run == runID { return apps }
+        let byGroup = try context.store.read("reading the apps") { db in
+            var byGroup: [String: App] = [:]
+            for app in try App.fetchAll(db, sql: "SELECT * FROM app WHERE stage = ? ORDER BY generation", arguments: [AppStage.current.rawValue]) {
+                byGroup[app.workspaceID + "\u{0}" + app.appGroup] = app  // the highest generation wins
             }
+            return byGroup
         }
-        return apps?[workspaceID + "\u{0}" + appGroup]
+        (apps, run) = (byGroup, runID)
+        return byGroup
     }
 }
 

@@ -19,22 +19,11 @@ public enum InventoryRepository {
     static func instances(_ records: [InstanceRecord]) throws -> [Instance] {
         guard records.count >= 256 else { return try records.map { try $0.instance() } }
         let halves = [records[..<(records.count / 2)], records[(records.count / 2)...]]
-        let converted = Halves()
+        let converted = OrderedResults<Result<[Instance], any Error>>(count: 2)
         DispatchQueue.concurrentPerform(iterations: 2) { half in
-            let result = Result { try halves[half].map { try $0.instance() } }
-            converted.set(half, result)
+            converted.set(half, Result { try halves[half].map { try $0.instance() } })
         }
-        return try converted.first.get() + converted.second.get()
-    }
-
-    private final class Halves: @unchecked Sendable {
-        private let lock = NSLock()
-        private(set) var first: Result<[Instance], any Error> = .success([])
-        private(set) var second: Result<[Instance], any Error> = .success([])
-
-        func set(_ half: Int, _ result: Result<[Instance], any Error>) {
-            lock.withLock { if half == 0 { first = result } else { second = result } }
-        }
+        return try converted.all().flatMap { try $0.get() }
     }
 
     /// One instance by name, or nil.

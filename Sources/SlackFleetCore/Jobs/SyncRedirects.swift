@@ -64,8 +64,8 @@ public struct SyncRedirects: FleetJob {
     }
 
     public func prepare(context: JobContext) {
-        // Loads every group's app at once; a failure here is met again, and reported, by the group.
-        _ = try? apps.app(workspaceID: "", appGroup: "", context: context)
+        // A failure here is met again, and reported, by each group.
+        try? apps.load(context)
     }
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }

@@ -35,36 +35,38 @@ public struct InstanceResult: Sendable, Codable, Equatable {
         case checks, deliverySeconds = "delivery_seconds", switchSeconds = "switch_seconds"
     }
 
-    /// The `--json` line: the Encodable form's members, written with the canonical JSON writer
+    /// Appends the `--json` line (without its newline) to `out`: the Encodable form's members,
+    /// in sorted order, as the canonical JSON writer spells them, written member by member
     /// (JSONEncoder took a tenth of a converged thousand-instance run's own time).
-    public var json: JSON {
-        var fields: [String: JSON] = [CodingKeys.instance.rawValue: .string(instance), CodingKeys.appGroup.rawValue: .string(appGroup),
-                                      CodingKeys.workspace.rawValue: .string(workspace), CodingKeys.outcome.rawValue: .string(outcome.rawValue),
-                                      CodingKeys.detail.rawValue: .string(detail), CodingKeys.durationMS.rawValue: .int(durationMS)]
-        if let checks { fields[CodingKeys.checks.rawValue] = .object(checks.mapValues(JSON.string)) }
-        if let deliverySeconds { fields[CodingKeys.deliverySeconds.rawValue] = .double(deliverySeconds) }
-        if let switchSeconds { fields[CodingKeys.switchSeconds.rawValue] = .double(switchSeconds) }
-        return .object(fields)
-    }
-
-    /// Appends the `--json` line (without its newline) to `out`: exactly `json.canonicalJSON`,
-    /// written member by member, in sorted order, when only the six members every job has are set.
     public func appendJSONLine(to out: inout String) {
-        guard checks == nil, deliverySeconds == nil, switchSeconds == nil else {
-            out += json.canonicalJSON
-            return
+        func member(_ key: CodingKeys, _ first: Bool = false) {
+            out += first ? "{" : ","
+            JSONText.appendQuoted(key.rawValue, to: &out)
+            out += ":"
         }
-        out += "{\"app_group\":"
+        member(.appGroup, true)
         JSONText.appendQuoted(appGroup, to: &out)
-        out += ",\"detail\":"
+        if let checks {
+            member(.checks)
+            out += JSON.object(checks.mapValues(JSON.string)).canonicalJSON
+        }
+        if let deliverySeconds {
+            member(.deliverySeconds)
+            out += JSON.double(deliverySeconds).canonicalJSON
+        }
+        member(.detail)
         JSONText.appendQuoted(detail, to: &out)
-        out += ",\"duration_ms\":"
+        member(.durationMS)
         out += String(durationMS)
-        out += ",\"instance\":"
+        member(.instance)
         JSONText.appendQuoted(instance, to: &out)
-        out += ",\"result\":"
+        member(.outcome)
         JSONText.appendQuoted(outcome.rawValue, to: &out)
-        out += ",\"workspace\":"
+        if let switchSeconds {
+            member(.switchSeconds)
+            out += JSON.double(switchSeconds).canonicalJSON
+        }
+        member(.workspace)
         JSONText.appendQuoted(workspace, to: &out)
         out += "}"
     }
