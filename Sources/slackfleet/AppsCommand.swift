@@ -9,7 +9,7 @@ struct AppsCommand: ParsableCommand {
         subcommands: [Snapshots.self, Restore.self])
 
     struct Snapshots: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the kept manifests of an instance's app, newest first.")
+        static let configuration = CommandConfiguration(commandName: "snapshots", abstract: "List the kept manifests of an instance's app, newest first.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "An instance of the app group.") var instance: String
 
@@ -30,7 +30,7 @@ struct AppsCommand: ParsableCommand {
     }
 
     struct Restore: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Put a kept manifest back (the current one is kept first; audited).")
+        static let configuration = CommandConfiguration(commandName: "restore", abstract: "Put a kept manifest back (the current one is kept first; audited).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The snapshot number, from `apps snapshots`.") var snapshot: Int64
 

@@ -9,7 +9,7 @@ struct AuditCommand: ParsableCommand {
         subcommands: [List.self, Verify.self, Export.self, Fingerprint.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show audit entries, oldest first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Show audit entries, oldest first.")
 
         @OptionGroup var options: GlobalOptions
         @Option(help: "Only entries about this instance.")
@@ -49,6 +49,7 @@ struct AuditCommand: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Prove that no audit entry was changed, removed or reordered.",
             discussion: """
                 Checks every entry's hash and its link to the one before, and the head signed with the
@@ -87,6 +88,7 @@ struct AuditCommand: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "export",
             abstract: "Write every entry as JSON lines, to ship the log off this machine.")
 
         @OptionGroup var options: GlobalOptions
@@ -114,6 +116,7 @@ struct AuditCommand: ParsableCommand {
 
     struct Fingerprint: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "fingerprint",
             abstract: "Print the fingerprint of a value read from stdin, to find it in the audit log.")
 
         @OptionGroup var options: GlobalOptions

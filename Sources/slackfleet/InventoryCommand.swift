@@ -14,6 +14,7 @@ struct InventoryCommand: ParsableCommand {
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "Make the stored inventory equal FILE (YAML or JSON), all or nothing.",
             discussion: """
                 Every problem in the file is reported as FILE:LINE: ROW/FIELD: problem: what to do, and
@@ -69,7 +70,7 @@ struct InventoryCommand: ParsableCommand {
     }
 
     struct Export: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the stored inventory as a file `inventory import` reads back.")
+        static let configuration = CommandConfiguration(commandName: "export", abstract: "Print the stored inventory as a file `inventory import` reads back.")
 
         @OptionGroup var options: GlobalOptions
         @Option(help: "yaml or json.")
@@ -85,7 +86,7 @@ struct InventoryCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List instances, optionally only those with given labels.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List instances, optionally only those with given labels.")
 
         @OptionGroup var options: GlobalOptions
         @Option(name: .customLong("label"), help: ArgumentHelp("Only instances with this label (repeatable; all must match).", valueName: "key=value"))
@@ -114,7 +115,7 @@ struct InventoryCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one instance: its settings, references and Slack app.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one instance: its settings, references and Slack app.")
 
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The instance's name.")
@@ -148,6 +149,7 @@ struct InventoryCommand: ParsableCommand {
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "remove",
             abstract: "Remove one instance from the inventory (audited).",
             discussion: "Its Slack app, if any, is left alone: other instances of its app group may use it.")
 

@@ -54,7 +54,7 @@ struct SecretsCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List stored secrets: names, fingerprints and ages, never values.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List stored secrets: names, fingerprints and ages, never values.")
 
         @OptionGroup var options: GlobalOptions
         @Flag(help: "One JSON object per secret and line.")
@@ -92,6 +92,7 @@ struct SecretsCommand: ParsableCommand {
 
     struct Rekey: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rekey",
             abstract: "Re-seal every secret under a new master key, in one transaction.",
             discussion: """
                 With a key file, the new key replaces it (the old one is gone afterwards). With

@@ -49,14 +49,14 @@ public struct RotateSecret: FleetJob {
         return (clientSecret && !pending && !waiting ? 1 : 0) + due.count
     }
 
-    public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) {
+    public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool {
         let inventory = try? InventoryRepository.load(context.store)
         shared.lock.lock()
         shared.groupCount = work.count
         // A rotation covers every enabled instance of an app group, selected or not.
         shared.groups = (inventory?.instancesByApp ?? [:]).mapValues { $0.filter(\.enabled).sorted { $0.name < $1.name } }
         shared.lock.unlock()
-        guard configTokens else { return }
+        guard configTokens else { return false }
         var seen = Set<String>()
         let workspaces = work.map(\.key.workspaceID).filter { seen.insert($0).inserted }
             .compactMap { id in inventory?.workspaces.first { $0.id == id } }
@@ -65,6 +65,7 @@ public struct RotateSecret: FleetJob {
         for (workspace, outcome) in zip(workspaces, outcomes) { shared.tokens[workspace.id] = outcome }
         shared.lock.unlock()
         for outcome in outcomes where outcome.outcome != .ok { notes(outcome.detail) }
+        return true
     }
 
     public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {

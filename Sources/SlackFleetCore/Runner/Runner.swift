@@ -22,15 +22,16 @@ public protocol FleetJob: Sendable {
     func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int
     func run(_ group: GroupWork, context: JobContext) -> [InstanceResult]
     /// Work done once per run before the app groups, such as rotating each workspace's
-    /// configuration token. The groups are built again afterwards, with the tokens it stored.
-    func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void)
+    /// configuration token. Returns whether it stored workspace credentials: the groups are
+    /// then built again, with the tokens it stored.
+    func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool
     /// Reads what every group will need (such as the stored apps) on a thread of its own while
     /// the run recovers and announces itself, so the lanes do not all wait for it at their start.
     func prepare(context: JobContext)
 }
 
 extension FleetJob {
-    public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) {}
+    public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool { false }
     public func prepare(context: JobContext) {}
 }
 
@@ -159,24 +160,22 @@ public final class Runner: @unchecked Sendable {
     }
 
     public func run(_ job: FleetJob, options: RunOptions, notes: (String) -> Void) throws -> RunReport {
-        let inventory = try InventoryRepository.load(store)
-        let groups = try options.selection.groups(of: inventory)
-        // Jobs use a workspace's rotated configuration token once it has one (ConfigTokens).
-        let vault = self.vault
-        func workspaces() throws -> [String: Workspace] {
-            Dictionary(try inventory.workspaces.map { ($0.id, try ConfigTokens.effective($0, vault: vault)) }, uniquingKeysWith: { first, _ in first })
-        }
+        // The inventory is read while the run takes the lock and recovers: every run reads all
+        // of it before its first request.
+        let inventoryRead = DispatchGroup()
+        let loaded = OrderedResults<Result<Inventory, any Error>>(count: 1)
+        DispatchQueue.global().async(group: inventoryRead) { [store] in loaded.set(0, Result { try InventoryRepository.load(store) }) }
+        defer { inventoryRead.wait() }
         let runID = audit.context.runID
         let (lock, tookOver) = try RunLock.acquire(store, runID: runID, job: job.name)
         defer { lock.release() }
         if let tookOver { notes(tookOver) }
-        var report = RunReport(runID: runID, job: job.name, dryRun: options.dryRun, startedAt: Date())
-        try recordRunStart(report)
 
         let transport = HTTPTransport(configuration: options.transport, logger: logger)
         defer { transport.shutdown() }
         let metrics = CallMetrics()
         let executor = ChangeExecutor(audit: audit, dryRun: options.dryRun, control: control)
+        let vault = self.vault
         let context = JobContext(store: store, vault: vault, executor: executor, transport: transport,
                                  pacer: SlackPacer(quotas: options.settings.slackQuotas), retry: options.settings.retryPolicy,
                                  control: control, metrics: metrics, settings: options.settings)
@@ -187,16 +186,22 @@ public final class Runner: @unchecked Sendable {
         // Every intent so far has its outcome now; the run's end records it.
         var resolvedThrough = try AuditLog.headSeq(store)
 
-        func build(_ workspaces: [String: Workspace]) -> [GroupWork] {
-            groups.sorted { $0.key < $1.key }.compactMap { key, instances -> GroupWork? in
+        inventoryRead.wait()
+        guard let inventory = try loaded.all().first?.get() else { throw FleetError.failed("the inventory was not read") }
+        let groups = try options.selection.groups(of: inventory)
+        var report = RunReport(runID: runID, job: job.name, dryRun: options.dryRun, startedAt: Date())
+        try recordRunStart(report)
+        // Jobs use a workspace's rotated configuration token once it has one (ConfigTokens).
+        func build() throws -> [GroupWork] {
+            let workspaces = Dictionary(try inventory.workspaces.map { ($0.id, try ConfigTokens.effective($0, vault: vault)) }, uniquingKeysWith: { first, _ in first })
+            return groups.sorted { $0.key < $1.key }.compactMap { key, instances -> GroupWork? in
                 workspaces[key.workspaceID].map { GroupWork(key: key, workspace: $0, instances: instances.sorted { $0.name < $1.name }) }
             }
         }
-        let planned = build(try workspaces())
+        let planned = try build()
         let total = planned.reduce(0) { $0 + $1.instances.count }
         announce(job, work: planned, context: context, notes: notes)
-        job.begin(planned, context: context, notes: notes)
-        let work = build(try workspaces())
+        let work = job.begin(planned, context: context, notes: notes) ? try build() : planned
 
         let budget = try options.maxFailures ?? FailureBudget(parsing: options.settings.maxFailures)
         let shared = SharedRunState()
