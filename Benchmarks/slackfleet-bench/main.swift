@@ -322,12 +322,23 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
     measurements.append(Measurement(name: "provision-app peak resident memory (MB, target 100)", seconds: Double(provision.peakKB) / 1024, target: 100))
     if changed != 1000 { print("error: provision-app changed \(changed) of 1000 instances") }
 
-    let sync = try measureCLI(["sync-redirects", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: v2.path)
-    let synced = summary(sync.stdout)
-    let syncCalls = synced["calls"] as? [String: Int] ?? [:]
+    // Five runs on the converged fleet, each the same export-only work: the median is the
+    // figure (one run on this shared machine varies by up to 20 ms either way); every run must
+    // make export calls only, 1,000 of them.
+    var syncSeconds: [Double] = []
+    var syncCalls: [String: Int] = [:]
+    var exportOnly = true
+    for _ in 0..<5 {
+        let sync = try measureCLI(["sync-redirects", "--all", "--concurrency", "64", "--job-file", unbound, "--json"], in: v2.path)
+        syncCalls = summary(sync.stdout)["calls"] as? [String: Int] ?? [:]
+        exportOnly = exportOnly && syncCalls == ["slack:apps.manifest.export": 1000]
+        syncSeconds.append(sync.seconds)
+    }
+    let syncMedian = syncSeconds.sorted()[syncSeconds.count / 2]
     let syncBound = Double(syncCalls.values.reduce(0, +)) / 1000 * 0.020 * 1000 / 64
-    print("sync-redirects on the converged fleet: calls \(syncCalls), latency bound \(String(format: "%.2f", syncBound)) s")
-    measurements.append(Measurement(name: "sync-redirects, converged 1000 (export only)", seconds: syncCalls.keys.sorted() == ["slack:apps.manifest.export"] ? sync.seconds : 999,
+    print("sync-redirects on the converged fleet: calls \(syncCalls) per run, latency bound \(String(format: "%.4f", syncBound)) s, runs "
+          + syncSeconds.map { String(format: "%.3f", $0) }.joined(separator: " ") + " s")
+    measurements.append(Measurement(name: "sync-redirects, converged 1000 (export only, median of 5)", seconds: exportOnly ? syncMedian : 999,
                                     target: syncBound * 1.25))
 
     // The same on a mixed fleet (10% exec hooks, each a process start-up of fleet-sim register): reported, no target.

@@ -1,5 +1,6 @@
 import Foundation
-import SlackFleetCore
+import GRDB
+@testable import SlackFleetCore
 import SlackFleetTestSupport
 import Testing
 
@@ -85,6 +86,87 @@ struct RunnerTests {
         }
         #expect(mark == String(head), "the mark is the log's head at the run's end")
         #expect(try AuditLog.unfinishedChanges(fixture.store).isEmpty)
+    }
+
+    @Test("a run's history: its row and one result row per instance, as reported")
+    func runHistory() throws {
+        let fixture = try FleetFixture(command: "provision-app")
+        try fixture.importInventory(sampleInventory)
+        let instances = try InventoryRepository.load(fixture.store).instances.filter(\.enabled).map(\.name)
+        var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
+        options.selection.all = true
+        options.maxFailures = try FailureBudget(parsing: "100%")
+        let report = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
+            .run(ChangingJob(failing: [instances[0]]), options: options) { _ in }
+        let (run, results) = try fixture.store.read("the history") { db in
+            (try Row.fetchOne(db, sql: "SELECT status, summary, finished_at FROM run WHERE id = ?", arguments: [report.runID]),
+             try Row.fetchAll(db, sql: "SELECT instance, result, detail FROM run_result WHERE run_id = ? ORDER BY instance", arguments: [report.runID]))
+        }
+        let row = try #require(run)
+        #expect(row["status"] as String == "finished")
+        #expect((row["finished_at"] as String?) != nil)
+        #expect((row["summary"] as String).contains(#""changed":\#(instances.count - 1)"#))
+        #expect(results.map { $0["instance"] as String } == instances.sorted())
+        #expect(results.first { $0["instance"] == instances[0] }?["result"] == "failed")
+        #expect(try RunLock.acquire(fixture.store, runID: "next", job: "sync-redirects").lock.release() == ())
+    }
+
+    @Test("a selection naming no instance of the inventory fails before the run is recorded, and gives the lock back")
+    func badSelectionRecordsNoRun() throws {
+        let fixture = try FleetFixture(command: "provision-app")
+        try fixture.importInventory(sampleInventory)
+        var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
+        options.selection.instances = ["nope"]
+        #expect(throws: (any Error).self) {
+            try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
+                .run(ChangingJob(failing: []), options: options) { _ in }
+        }
+        #expect(try fixture.store.read("runs") { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM run") } == 0)
+        let (lock, tookOver) = try RunLock.acquire(fixture.store, runID: "next", job: "sync-redirects")
+        lock.release()
+        #expect(tookOver == nil, "the failed run released its lock")
+    }
+
+    /// Counts how often the groups' workspaces were built: `begin` says whether it stored credentials.
+    final class BeginJob: FleetJob, @unchecked Sendable {
+        let name = "sync-redirects"
+        let stores: Bool
+        private let lock = NSLock()
+        private(set) var workspaces: [Workspace] = []
+        init(stores: Bool) { self.stores = stores }
+        func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }
+        func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool {
+            guard stores, let workspace = work.first?.workspace else { return false }
+            // What a rotation stores: the pair the groups then use.
+            try? context.store.write("storing a rotated pair") { db in
+                _ = try context.vault.set(ConfigTokens.tokenName(workspace.id), to: SecretValue("xoxe.xoxp-rotated"), in: db)
+                _ = try context.vault.set(ConfigTokens.refreshName(workspace.id), to: SecretValue("xoxe-rotated"), in: db)
+                try db.execute(sql: "INSERT INTO config_token (workspace_id, seed_fingerprint, token_ref, refresh_token_ref, expires_at, rotated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [workspace.id, ConfigTokens.seedFingerprint(workspace, vault: context.vault) ?? "", "secret:" + ConfigTokens.tokenName(workspace.id),
+                                           "secret:" + ConfigTokens.refreshName(workspace.id), "2099-01-01T00:00:00Z", Timestamp.now()])
+            }
+            return true
+        }
+        func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
+            lock.lock(); workspaces.append(group.workspace); lock.unlock()
+            return context.all(group, .ok, "seen")
+        }
+    }
+
+    @Test("the groups are built again after begin only when it says it stored workspace credentials", arguments: [false, true])
+    func beginRebuildsGroups(_ stores: Bool) throws {
+        let fixture = try FleetFixture(command: "sync-redirects")
+        try fixture.importInventory(sampleInventory)
+        var options = RunOptions(settings: JobSettings.defaults(for: "sync-redirects"))
+        options.selection.all = true
+        let job = BeginJob(stores: stores)
+        _ = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl()).run(job, options: options) { _ in }
+        let first = try #require(InventoryRepository.load(fixture.store).workspaces.sorted { $0.id < $1.id }.first)
+        let seen = job.workspaces.filter { $0.id == first.id }
+        #expect(!seen.isEmpty)
+        for workspace in seen {
+            #expect(workspace.configToken == (stores ? .stored(name: ConfigTokens.tokenName(first.id)) : first.configToken))
+        }
     }
 
     @Test("a sequence of changes: intents in one commit before the first call; after a failure the rest are not attempted, and say so")

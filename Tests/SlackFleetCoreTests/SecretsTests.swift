@@ -123,7 +123,7 @@ struct SecretsTests {
         _ = fixture.directory.write("token", long + "\n")
         #expect(try fixture.vault.resolve(.file(path: file)).revealed == long)
         func message(_ contents: [UInt8]) -> String? {
-            FileManager.default.createFile(atPath: file, contents: Data(contents))
+            _ = FileManager.default.createFile(atPath: file, contents: Data(contents))
             do {
                 _ = try fixture.vault.resolve(.file(path: file))
                 return nil
