@@ -220,6 +220,14 @@ public final class Runner: @unchecked Sendable {
                     if budget.exceeded(failures: progress.failed, total: total) { control.requestStop(.failureBudget) }
                     onProgress?(progress)
                 }
+                // The first lane to find the list empty records the results so far while the
+                // others make their last calls: the run's end then writes only the rest.
+                if control.stop == nil, shared.claimEarlyRecord() {
+                    let done = shared.results
+                    if (try? store.write("recording results", { db in try Runner.insert(done.sorted { $0.key < $1.key }.flatMap(\.value), runID: runID, in: db) })) != nil {
+                        shared.recordedEarly = Set(done.keys)
+                    }
+                }
             }
         }
         group.wait()
@@ -231,13 +239,18 @@ public final class Runner: @unchecked Sendable {
         if executor.everyIntentHasOutcome { resolvedThrough = try AuditLog.headSeq(store) }
         report.stop = control.stop
         let finished = shared.results
+        let recordedEarly = shared.recordedEarly
+        var unrecorded: [InstanceResult] = []
         for (index, item) in work.enumerated() {
             if let results = finished[index] {
                 report.results.append(contentsOf: results)
+                if !recordedEarly.contains(index) { unrecorded.append(contentsOf: results) }
             } else {
                 let reason = report.stop ?? .interrupted
                 let outcome: InstanceResult.Outcome = reason == .interrupted || reason == .terminated ? .interrupted : .deferred
-                report.results.append(contentsOf: context.all(item, outcome, "not started: \(reason.rawValue); the next run does it"))
+                let results = context.all(item, outcome, "not started: \(reason.rawValue); the next run does it")
+                report.results.append(contentsOf: results)
+                unrecorded.append(contentsOf: results)
             }
         }
         report.finishedAt = Date()
@@ -246,7 +259,7 @@ public final class Runner: @unchecked Sendable {
         report.retries = snapshot.retries
         report.rateLimited = snapshot.rateLimited
         report.planned = executor.planned.mapValues { $0.map(\.summary) }
-        try recordRunEnd(report, resolvedThrough: resolvedThrough, lock: lock)
+        try recordRunEnd(report, results: unrecorded, resolvedThrough: resolvedThrough, lock: lock)
         return report
     }
 
@@ -308,17 +321,23 @@ public final class Runner: @unchecked Sendable {
         }
     }
 
-    /// Records the run's end and results, and gives the run lock up, in one transaction.
-    private func recordRunEnd(_ report: RunReport, resolvedThrough: Int64, lock: RunLock) throws {
+    /// Records the run's end and the `results` not yet recorded, and gives the run lock up, in
+    /// one transaction.
+    private func recordRunEnd(_ report: RunReport, results: [InstanceResult], resolvedThrough: Int64, lock: RunLock) throws {
         try lock.release(with: "recording the run's results") { db in
             try AuditLog.markResolved(through: resolvedThrough, in: db)
             let summary: JSON = .object(Dictionary(uniqueKeysWithValues: InstanceResult.Outcome.allCases.map { ($0.rawValue, JSON.int(report.count($0))) }))
             try db.execute(sql: "UPDATE run SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
                            arguments: [Timestamp.format(report.finishedAt), report.stop?.rawValue ?? "finished", summary.canonicalJSON, report.runID])
-            let insert = try db.makeStatement(sql: "INSERT OR REPLACE INTO run_result (run_id, instance, app_group, result, detail, duration_ms) VALUES (?, ?, ?, ?, ?, ?)")
-            for result in report.results {
-                try insert.execute(arguments: [report.runID, result.instance, result.appGroup, result.outcome.rawValue, result.detail, result.durationMS])
-            }
+            try Runner.insert(results, runID: report.runID, in: db)
+        }
+    }
+
+    /// Adds `results` to the run's history.
+    static func insert(_ results: [InstanceResult], runID: String, in db: Database) throws {
+        let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO run_result (run_id, instance, app_group, result, detail, duration_ms) VALUES (?, ?, ?, ?, ?, ?)")
+        for result in results {
+            try insert.execute(arguments: [runID, result.instance, result.appGroup, result.outcome.rawValue, result.detail, result.durationMS])
         }
     }
 }
@@ -339,6 +358,22 @@ private final class SharedRunState: @unchecked Sendable {
     private var failures = 0
     private var changes = 0
     private var finished: [Int: [InstanceResult]] = [:]
+    private var earlyRecordClaimed = false
+    private var early: Set<Int> = []
+
+    /// True for the one caller that asks first: it records the results finished so far.
+    func claimEarlyRecord() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        defer { earlyRecordClaimed = true }
+        return !earlyRecordClaimed
+    }
+
+    /// The groups whose results were recorded before the run's end.
+    var recordedEarly: Set<Int> {
+        get { lock.lock(); defer { lock.unlock() }; return early }
+        set { lock.lock(); early = newValue; lock.unlock() }
+    }
 
     func next(limit: Int) -> Int? {
         lock.lock()
