@@ -190,7 +190,11 @@ public final class Runner: @unchecked Sendable {
         guard let inventory = try loaded.all().first?.get() else { throw FleetError.failed("the inventory was not read") }
         let groups = try options.selection.groups(of: inventory)
         var report = RunReport(runID: runID, job: job.name, dryRun: options.dryRun, startedAt: Date())
-        try recordRunStart(report)
+        // The run's row is written while its groups are built, and before its first change.
+        let recording = DispatchGroup()
+        let recorded = OrderedResults<Result<Void, any Error>>(count: 1)
+        DispatchQueue.global().async(group: recording) { [self, report] in recorded.set(0, Result { try recordRunStart(report) }) }
+        defer { recording.wait() }
         // Jobs use a workspace's rotated configuration token once it has one (ConfigTokens).
         func build() throws -> [GroupWork] {
             let workspaces = Dictionary(try inventory.workspaces.map { ($0.id, try ConfigTokens.effective($0, vault: vault)) }, uniquingKeysWith: { first, _ in first })
@@ -201,6 +205,8 @@ public final class Runner: @unchecked Sendable {
         let planned = try build()
         let total = planned.reduce(0) { $0 + $1.instances.count }
         announce(job, work: planned, context: context, notes: notes)
+        recording.wait()
+        try recorded.all().first?.get()
         let work = job.begin(planned, context: context, notes: notes) ? try build() : planned
 
         let budget = try options.maxFailures ?? FailureBudget(parsing: options.settings.maxFailures)
