@@ -140,8 +140,7 @@ public final class HTTPTransport: Sendable {
         let accumulator = ResponseAccumulator(request: request, maxBodySize: configuration.maximumResponseBytes)
         let response: HTTPClient.Response
         do {
-            response = try client.execute(request: request, delegate: accumulator,
-                                          deadline: .now() + .milliseconds(Int64(spec.timeout * 1000)), logger: requestLogger).futureResult.wait()
+            response = try execute(request, accumulator, deadline: .now() + .milliseconds(Int64(spec.timeout * 1000)), logger: requestLogger)
         } catch {
             let mapped = HTTPTransport.map(error, target: target)
             requestLogger.debug("✗ \(mapped)")
@@ -154,6 +153,24 @@ public final class HTTPTransport: Sendable {
         var fields: [String: String] = [:]
         for (name, value) in response.headers { fields[name.lowercased()] = value }
         return HTTPReply(status: Int(response.status.code), headers: fields, body: response.body.map { Data($0.readableBytesView) } ?? Data())
+    }
+
+    /// Runs the request from one of the client's event loops and waits for its answer. Called
+    /// from a lane's thread, AsyncHTTPClient would hop to an event loop several times per
+    /// request (each a wake-up through the loop's eventfd): its request setup, the pool's lease,
+    /// and the wait's own callback; from an event loop it hops at most once, to the connection's.
+    private func execute(_ request: HTTPClient.Request, _ accumulator: ResponseAccumulator, deadline: NIODeadline, logger: Logger) throws -> HTTPClient.Response {
+        let answered = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<HTTPClient.Response, any Error>?>(nil)
+        client.eventLoopGroup.next().execute { [client] in
+            client.execute(request: request, delegate: accumulator, deadline: deadline, logger: logger).futureResult.whenComplete { result in
+                outcome.withLock { $0 = result }
+                answered.signal()
+            }
+        }
+        answered.wait()
+        guard let result = outcome.withLock({ $0 }) else { throw TransportError(.other, target: "(no answer)") }
+        return try result.get()
     }
 
     private static let silent = Logger(label: "slackfleet.http", factory: { _ in SwiftLogNoOpLogHandler() })
