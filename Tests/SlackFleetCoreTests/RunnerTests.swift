@@ -66,15 +66,23 @@ struct RunnerTests {
         }
     }
 
-    @Test("a run marks its own changes as resolved when it ends, failed ones too: the next run's recovery reads none of them")
-    func runMarksItsOwnChanges() throws {
+    /// Runs ChangingJob over every enabled instance of the sample inventory, the first one's
+    /// change failing; returns the fixture, the instances' names (sorted) and the report.
+    func changeEveryInstance(maxFailures: String? = nil) throws -> (FleetFixture, [String], RunReport) {
         let fixture = try FleetFixture(command: "provision-app")
         try fixture.importInventory(sampleInventory)
         let instances = try InventoryRepository.load(fixture.store).instances.filter(\.enabled).map(\.name)
         var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
         options.selection.all = true
+        options.maxFailures = try maxFailures.map(FailureBudget.init(parsing:))
         let report = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
             .run(ChangingJob(failing: [instances[0]]), options: options) { _ in }
+        return (fixture, instances, report)
+    }
+
+    @Test("a run marks its own changes as resolved when it ends, failed ones too: the next run's recovery reads none of them")
+    func runMarksItsOwnChanges() throws {
+        let (fixture, instances, report) = try changeEveryInstance()
         #expect(report.count(.changed) == instances.count - 1)
         #expect(report.count(.failed) == 1)
         let entries = try AuditLog.entries(fixture.store).filter { $0.target.hasPrefix("test:") }
@@ -90,14 +98,7 @@ struct RunnerTests {
 
     @Test("a run's history: its row and one result row per instance, as reported")
     func runHistory() throws {
-        let fixture = try FleetFixture(command: "provision-app")
-        try fixture.importInventory(sampleInventory)
-        let instances = try InventoryRepository.load(fixture.store).instances.filter(\.enabled).map(\.name)
-        var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
-        options.selection.all = true
-        options.maxFailures = try FailureBudget(parsing: "100%")
-        let report = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
-            .run(ChangingJob(failing: [instances[0]]), options: options) { _ in }
+        let (fixture, instances, report) = try changeEveryInstance(maxFailures: "100%")
         let (run, results) = try fixture.store.read("the history") { db in
             (try Row.fetchOne(db, sql: "SELECT status, summary, finished_at FROM run WHERE id = ?", arguments: [report.runID]),
              try Row.fetchAll(db, sql: "SELECT instance, result, detail FROM run_result WHERE run_id = ? ORDER BY instance", arguments: [report.runID]))
