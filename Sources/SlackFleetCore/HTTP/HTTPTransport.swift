@@ -160,6 +160,7 @@ public final class HTTPTransport: Sendable {
     /// request (each a wake-up through the loop's eventfd): its request setup, the pool's lease,
     /// and the wait's own callback; from an event loop it hops at most once, to the connection's.
     private func execute(_ request: HTTPClient.Request, _ accumulator: ResponseAccumulator, deadline: NIODeadline, logger: Logger) throws -> HTTPClient.Response {
+        assert(!client.eventLoopGroup.any().inEventLoop, "HTTPTransport.send blocks: it is never called from an event loop")
         let answered = DispatchSemaphore(value: 0)
         let outcome = Mutex<Result<HTTPClient.Response, any Error>?>(nil)
         client.eventLoopGroup.next().execute { [client] in

@@ -227,7 +227,8 @@ public final class Runner: @unchecked Sendable {
                     onProgress?(progress)
                 }
                 // The first lane to find the list empty records the results so far while the
-                // others make their last calls: the run's end then writes only the rest.
+                // others make their last calls: the run's end then writes only the rest (all of
+                // them, if this write failed).
                 if control.stop == nil, shared.claimEarlyRecord() {
                     let done = shared.results
                     if (try? store.write("recording results", { db in try Runner.insert(done.sorted { $0.key < $1.key }.flatMap(\.value), runID: runID, in: db) })) != nil {
