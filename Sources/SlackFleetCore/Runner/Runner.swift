@@ -162,10 +162,7 @@ public final class Runner: @unchecked Sendable {
     public func run(_ job: FleetJob, options: RunOptions, notes: (String) -> Void) throws -> RunReport {
         // The inventory is read while the run takes the lock and recovers: every run reads all
         // of it before its first request.
-        let inventoryRead = DispatchGroup()
-        let loaded = OrderedResults<Result<Inventory, any Error>>(count: 1)
-        DispatchQueue.global().async(group: inventoryRead) { [store] in loaded.set(0, Result { try InventoryRepository.load(store) }) }
-        defer { inventoryRead.wait() }
+        let inventoryRead = Pending { [store] in try InventoryRepository.load(store) }
         let runID = audit.context.runID
         let (lock, tookOver) = try RunLock.acquire(store, runID: runID, job: job.name)
         defer { lock.release() }
@@ -186,15 +183,11 @@ public final class Runner: @unchecked Sendable {
         // Every intent so far has its outcome now; the run's end records it.
         var resolvedThrough = try AuditLog.headSeq(store)
 
-        inventoryRead.wait()
-        guard let inventory = try loaded.all().first?.get() else { throw FleetError.failed("the inventory was not read") }
+        let inventory = try inventoryRead.value()
         let groups = try options.selection.groups(of: inventory)
         var report = RunReport(runID: runID, job: job.name, dryRun: options.dryRun, startedAt: Date())
         // The run's row is written while its groups are built, and before its first change.
-        let recording = DispatchGroup()
-        let recorded = OrderedResults<Result<Void, any Error>>(count: 1)
-        DispatchQueue.global().async(group: recording) { [self, report] in recorded.set(0, Result { try recordRunStart(report) }) }
-        defer { recording.wait() }
+        let recording = Pending { [self, report] in try recordRunStart(report) }
         // Jobs use a workspace's rotated configuration token once it has one (ConfigTokens).
         func build() throws -> [GroupWork] {
             let workspaces = Dictionary(try inventory.workspaces.map { ($0.id, try ConfigTokens.effective($0, vault: vault)) }, uniquingKeysWith: { first, _ in first })
@@ -205,8 +198,7 @@ public final class Runner: @unchecked Sendable {
         let planned = try build()
         let total = planned.reduce(0) { $0 + $1.instances.count }
         announce(job, work: planned, context: context, notes: notes)
-        recording.wait()
-        try recorded.all().first?.get()
+        try recording.value()
         let work = job.begin(planned, context: context, notes: notes) ? try build() : planned
 
         let budget = try options.maxFailures ?? FailureBudget(parsing: options.settings.maxFailures)
@@ -406,6 +398,27 @@ private final class SharedRunState: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return finished
+    }
+}
+
+/// Work started on another thread at once; `value()` waits for it. What the work uses it holds
+/// itself, so a run that fails first may leave it to finish on its own.
+final class Pending<Value: Sendable>: @unchecked Sendable {
+    private let done = DispatchGroup()
+    private var result: Result<Value, any Error>?
+
+    init(_ work: @escaping @Sendable () throws -> Value) {
+        done.enter()
+        DispatchQueue.global().async { [self] in
+            result = Result { try work() }
+            done.leave()
+        }
+    }
+
+    func value() throws -> Value {
+        done.wait()
+        guard let result else { throw FleetError.failed("background work ended without a result") }
+        return try result.get()
     }
 }
 
