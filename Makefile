@@ -10,7 +10,7 @@ FUZZ_TARGETS = inventory manifest-diff responses
 .PHONY: build test demo bench soak fuzz install clean
 
 # The release slackfleet (bench, soak, install) links the Swift runtime and Foundation into the
-# binary, as Swift's advice for Linux executables goes: every run starts about 4 ms sooner, with
+# binary, as Swift's advice for Linux executables goes: a run starts about 4 ms sooner, with
 # no symbols to look up in a dozen shared libraries. The toolchain's lld links it (gold warns
 # about a use of mktemp inside Foundation's static library), in a build directory of its own;
 # without lld it is linked as the other release products are, against the shared libraries.
@@ -18,6 +18,7 @@ SWIFT_LLD ?= $(shell command -v ld.lld 2>/dev/null)
 RELEASE_TOOLSET = .build/release-toolset.json
 CLI_BUILD = $(if $(SWIFT_LLD),--scratch-path .build/static --static-swift-stdlib --toolset $(RELEASE_TOOLSET))
 CLI = $(if $(SWIFT_LLD),.build/static,.build)/release/slackfleet
+CLI_DEPS = $(if $(SWIFT_LLD),$(RELEASE_TOOLSET))
 
 $(RELEASE_TOOLSET):
 	@mkdir -p .build
@@ -34,7 +35,7 @@ test:
 demo: build
 	./scripts/demo.sh "$(DEMO_DIR)"
 
-bench: $(RELEASE_TOOLSET)
+bench: $(CLI_DEPS)
 	$(SWIFT) build -c release $(CLI_BUILD) --product slackfleet
 	$(SWIFT) build -c release --product slackfleet-bench
 	$(SWIFT) build -c release --product fleet-sim
@@ -46,7 +47,7 @@ bench: $(RELEASE_TOOLSET)
 
 # The long part of the reliability suite: every job against 1,000 instances under faults, with
 # invariants checked from fleet-sim's state; then the fuzz targets.
-soak: $(RELEASE_TOOLSET)
+soak: $(CLI_DEPS)
 	$(SWIFT) build -c release $(CLI_BUILD) --product slackfleet
 	$(SWIFT) build -c release --product fleet-sim
 	$(SWIFT) build -c release --product slackfleet-soak
@@ -68,7 +69,7 @@ fuzz:
 	  if ls .build/fuzz/findings/$$target/* >/dev/null 2>&1; then echo "FOUND: $$(ls .build/fuzz/findings/$$target)"; status=1; fi; \
 	done; exit $$status
 
-install: $(RELEASE_TOOLSET)
+install: $(CLI_DEPS)
 	$(SWIFT) build -c release $(CLI_BUILD) --product slackfleet
 	install -d "$(PREFIX)/bin"
 	install -m 0755 $(CLI) "$(PREFIX)/bin/slackfleet"

@@ -90,16 +90,13 @@ enum JobCommand {
             runner.onProgress = { progress.update($0) }
             let report = try runner.run(job, options: runOptions) { Console.note($0) }
             progress.finish()
-            // The run is recorded: its pages reach the database file while the results print.
-            try store.checkpointing {
-                if let path = options.metricsFile { try MetricsFile.write(report, to: path) }
-                if options.json {
-                    Console.resultLines(report.results)
-                    try Console.jsonLine(RunSummary(report))
-                } else {
-                    Console.out(Self.table(report))
-                    if let stop = report.stop { Console.note("stopped early: \(stop.rawValue); the next run carries on") }
-                }
+            if let path = options.metricsFile { try MetricsFile.write(report, to: path) }
+            if options.json {
+                Console.resultLines(report.results)
+                try Console.jsonLine(RunSummary(report))
+            } else {
+                Console.out(Self.table(report))
+                if let stop = report.stop { Console.note("stopped early: \(stop.rawValue); the next run carries on") }
             }
             return report.exitStatus
         }

@@ -176,9 +176,8 @@ public final class Runner: @unchecked Sendable {
         let context = JobContext(store: store, vault: vault, executor: executor, transport: transport,
                                  pacer: SlackPacer(quotas: options.settings.slackQuotas), retry: options.settings.retryPolicy,
                                  control: control, metrics: metrics, settings: options.settings)
-        let prepared = DispatchGroup()
-        DispatchQueue.global().async(group: prepared) { job.prepare(context: context) }
-        defer { prepared.wait() }
+        let prepared = Pending { job.prepare(context: context) }
+        defer { try? prepared.value() }
         try reconcile(executor: executor, notes: notes)
         // Every intent so far has its outcome now; the run's end records it.
         var resolvedThrough = try AuditLog.headSeq(store)
@@ -364,8 +363,9 @@ private final class SharedRunState: @unchecked Sendable {
     func claimEarlyRecord() -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        defer { earlyRecordClaimed = true }
-        return !earlyRecordClaimed
+        let first = !earlyRecordClaimed
+        earlyRecordClaimed = true
+        return first
     }
 
     /// The groups whose results were recorded before the run's end.

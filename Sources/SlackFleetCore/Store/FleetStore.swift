@@ -73,18 +73,6 @@ public final class FleetStore: Sendable {
         }
     }
 
-    /// Runs `work` (such as printing a run's results) while another thread copies the pages
-    /// committed to the write-ahead log into the database file, so that closing the database,
-    /// which does the same, finds little left to do. A checkpoint that fails is left to the close.
-    public func checkpointing<T>(while work: () throws -> T) rethrows -> T {
-        let done = DispatchGroup()
-        DispatchQueue.global().async(group: done) { [pool] in
-            _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.passive) }
-        }
-        defer { done.wait() }
-        return try work()
-    }
-
     /// Runs `body` on a read-only snapshot of the database.
     public func read<T>(_ what: @autoclosure () -> String, _ body: (Database) throws -> T) throws -> T {
         do {
