@@ -76,9 +76,15 @@ struct JobOptions: ParsableArguments {
 enum JobCommand {
     static func run(_ job: FleetJob, global: GlobalOptions, options: JobOptions) throws {
         try Console.run {
+            let store = try global.openStore()
+            // The inventory is read while the job's settings are read, the keyring opens and the
+            // run takes its lock: every run reads all of it before its first request.
+            let inventory = InventoryRead(store)
             var runOptions = try options.runOptions(job: job.name)
             runOptions.transport = try global.transport()
-            let (store, keyring, audit) = try global.openForChanges(command: job.name)
+            runOptions.inventory = inventory
+            let keyring = try global.openKeyring(store)
+            let audit = AuditLog(store: store, keyring: keyring, context: AuditContext(command: job.name))
             let control = RunControl(maxDuration: runOptions.maxDuration)
             let signals = SignalTrap(control: control)
             defer { signals.cancel() }
@@ -90,13 +96,16 @@ enum JobCommand {
             runner.onProgress = { progress.update($0) }
             let report = try runner.run(job, options: runOptions) { Console.note($0) }
             progress.finish()
-            if let path = options.metricsFile { try MetricsFile.write(report, to: path) }
-            if options.json {
-                Console.resultLines(report.results)
-                try Console.jsonLine(RunSummary(report))
-            } else {
-                Console.out(Self.table(report))
-                if let stop = report.stop { Console.note("stopped early: \(stop.rawValue); the next run carries on") }
+            // The run is recorded: its pages reach the database file while the results print.
+            try store.checkpointing {
+                if let path = options.metricsFile { try MetricsFile.write(report, to: path) }
+                if options.json {
+                    Console.resultLines(report.results)
+                    try Console.jsonLine(RunSummary(report))
+                } else {
+                    Console.out(Self.table(report))
+                    if let stop = report.stop { Console.note("stopped early: \(stop.rawValue); the next run carries on") }
+                }
             }
             return report.exitStatus
         }

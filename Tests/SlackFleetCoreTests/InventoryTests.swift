@@ -215,22 +215,27 @@ struct InventoryTests {
         #expect(stored.instances == read.instances.sorted { $0.name < $1.name })
     }
 
-    @Test("a damaged stored registrar is refused with the instance and what to do", arguments: [
-        #"{"kind": "exec", "command": ["./register.sh"], "timeout_seconds": "300"}"#,
-        #"{"kind": "exec", "command": "./register.sh"}"#,
-        #"{"kind": 7}"#,
-        #"{"api_url": "https://k8s"}"#,
-        #"["exec"]"#,
-        #"{"kind": "exec", "command": ["./register.sh"]"#,
+    @Test("a damaged stored column is refused with the instance, the field and what to do", arguments: [
+        ("registrar", #"{"kind": "exec", "command": ["./register.sh"], "timeout_seconds": "300"}"#),
+        ("registrar", #"{"kind": "exec", "command": "./register.sh"}"#),
+        ("registrar", #"{"kind": 7}"#),
+        ("registrar", #"{"api_url": "https://k8s"}"#),
+        ("registrar", #"["exec"]"#),
+        ("registrar", #"{"kind": "exec", "command": ["./register.sh"]"#),
+        ("registrar", #"{"kind": "exec", "command": ["./register.sh", 5]}"#),
+        ("registrar", #"{"kind": "exec", "command": ["./register.sh"]} {}"#),
+        ("registrar", #"{"kind": "exec", "command": ["./register.sh"], "kind": null}"#),
+        ("host_urls", #"["https://a.example.com", 1]"#), ("host_urls", #"{"a": "b"}"#), ("host_urls", #"["https://a.example.com""#),
+        ("labels", #"{"env": 1}"#), ("labels", #"["env"]"#), ("labels", #"{"env": "prod"} x"#),
     ])
-    func damagedRegistrarRefused(_ stored: String) throws {
+    func damagedColumnRefused(_ column: String, _ stored: String) throws {
         let fixture = try FleetFixture()
         try fixture.importInventory(sampleInventory)
         try fixture.store.write("damaging a row") { db in
-            try db.execute(sql: "UPDATE instance SET registrar = ? WHERE name = 'lab'", arguments: [stored])
+            try db.execute(sql: "UPDATE instance SET \(column) = ? WHERE name = 'lab'", arguments: [stored])
         }
         let error = try #require(throws: FleetError.self) { try InventoryRepository.load(fixture.store) }
-        #expect(error.message == "the stored registrar of instance lab is not valid: import the inventory again")
+        #expect(error.message == "the stored \(column) of instance lab is not valid: import the inventory again")
     }
 
     @Test("labels select instances")

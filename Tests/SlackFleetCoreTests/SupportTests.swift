@@ -1,5 +1,5 @@
 import Foundation
-import SlackFleetCore
+@testable import SlackFleetCore
 import SlackFleetTestSupport
 import Testing
 
@@ -159,6 +159,24 @@ struct JSONParserTests {
     ])
     func refuses(_ text: String) {
         #expect(throws: (any Error).self) { try JSON.parse(Data(text.utf8)) }
+    }
+
+    @Test("reads an object member by member and an array item by item, as parse reads them")
+    func memberByMember() throws {
+        var members: [String] = []
+        try JSONParser.forEachMember(of: Array(#" {"b": [1, {"c": null}], "a": "x", "b": true} "#.utf8)) { key, value in
+            members.append("\(key)=\(value.canonicalJSON)")
+        }
+        #expect(members == [#"b=[1,{"c":null}]"#, #"a="x""#, "b=true"])
+        var items: [JSON] = []
+        try JSONParser.forEachItem(of: Array(#"["a", 2, {"k": "v"}, []]"#.utf8)) { items.append($0) }
+        #expect(JSON.list(items) == (try JSON.parse(Data(#"["a", 2, {"k": "v"}, []]"#.utf8))))
+        for text in [#"["a"]"#, #"{"a": 1} {"#, #"{"a" 1}"#, #"{"a": 1"#, "", "7"] {
+            #expect(throws: (any Error).self) { try JSONParser.forEachMember(of: Array(text.utf8)) { _, _ in } }
+        }
+        for text in [#"{"a": 1}"#, #"[1, 2"#, "[1] 2", "\"x\""] {
+            #expect(throws: (any Error).self) { try JSONParser.forEachItem(of: Array(text.utf8)) { _ in } }
+        }
     }
 
     @Test("refuses bytes that are not UTF-8 inside a string")

@@ -36,3 +36,18 @@ public enum InventoryRepository {
         try load(store).instances.filter { instance in labels.allSatisfy { instance.labels[$0.key] == $0.value } }
     }
 }
+
+/// The stored inventory, read on another thread from its creation: every run reads all of it
+/// before its first request, so a run starts the read as soon as its database is open.
+public final class InventoryRead: Sendable {
+    private let pending: Pending<Inventory>
+
+    public init(_ store: FleetStore) {
+        pending = Pending { try InventoryRepository.load(store) }
+    }
+
+    /// The inventory, once read (or the read's error).
+    public func inventory() throws -> Inventory {
+        try pending.value()
+    }
+}

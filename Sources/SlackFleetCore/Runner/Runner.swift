@@ -128,6 +128,10 @@ public struct RunOptions: Sendable {
     public var settings: JobSettings
     /// The transport's settings (`--ca-file`).
     public var transport = HTTPTransport.Configuration()
+    /// The inventory's read, started when the database opened (the job commands start it before
+    /// they read the job's settings and open the keyring); nil: the run starts it. It must read
+    /// the runner's database.
+    public var inventory: InventoryRead?
 
     public init(settings: JobSettings) {
         self.settings = settings
@@ -162,7 +166,7 @@ public final class Runner: @unchecked Sendable {
     public func run(_ job: FleetJob, options: RunOptions, notes: (String) -> Void) throws -> RunReport {
         // The inventory is read while the run takes the lock and recovers: every run reads all
         // of it before its first request.
-        let inventoryRead = Pending { [store] in try InventoryRepository.load(store) }
+        let inventoryRead = options.inventory ?? InventoryRead(store)
         let runID = audit.context.runID
         let (lock, tookOver) = try RunLock.acquire(store, runID: runID, job: job.name)
         defer { lock.release() }
@@ -182,14 +186,14 @@ public final class Runner: @unchecked Sendable {
         // Every intent so far has its outcome now; the run's end records it.
         var resolvedThrough = try AuditLog.headSeq(store)
 
-        let inventory = try inventoryRead.value()
+        let inventory = try inventoryRead.inventory()
         let groups = try options.selection.groups(of: inventory)
         var report = RunReport(runID: runID, job: job.name, dryRun: options.dryRun, startedAt: Date())
         // The run's row is written while its groups are built, and before its first change.
         let recording = Pending { [self, report] in try recordRunStart(report) }
         // Jobs use a workspace's rotated configuration token once it has one (ConfigTokens).
         func build() throws -> [GroupWork] {
-            let workspaces = Dictionary(try inventory.workspaces.map { ($0.id, try ConfigTokens.effective($0, vault: vault)) }, uniquingKeysWith: { first, _ in first })
+            let workspaces = Dictionary(try ConfigTokens.effective(inventory.workspaces, vault: vault).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             return groups.sorted { $0.key < $1.key }.compactMap { key, instances -> GroupWork? in
                 workspaces[key.workspaceID].map { GroupWork(key: key, workspace: $0, instances: instances.sorted { $0.name < $1.name }) }
             }

@@ -34,9 +34,11 @@ public struct Selection: Sendable {
         guard all || !instances.isEmpty || !labels.isEmpty else {
             throw FleetError.usage("choose instances: --instance NAME (repeatable), --label key=value, or --all")
         }
-        let known = Set(inventory.instances.map(\.name))
-        if let unknown = instances.first(where: { !known.contains($0) }) {
-            throw FleetError.usage("no instance named \(unknown) in the inventory: see `slackfleet inventory list`")
+        if !instances.isEmpty {
+            let known = Set(inventory.instances.map(\.name))
+            if let unknown = instances.first(where: { !known.contains($0) }) {
+                throw FleetError.usage("no instance named \(unknown) in the inventory: see `slackfleet inventory list`")
+            }
         }
         let chosen = inventory.instances.filter { instance in
             instance.enabled

@@ -34,9 +34,25 @@ public enum ConfigTokens {
         return (try? vault.resolve(inventoryWorkspace.refreshToken)).map { vault.keyring.fingerprint(of: $0) }
     }
 
+    /// The workspaces as jobs use them (see the one-workspace `effective`), their stored tokens
+    /// read at once: every run does this for every workspace before its first request.
+    public static func effective(_ workspaces: [Workspace], vault: SecretVault) throws -> [Workspace] {
+        let stored = try vault.store.read("reading the configuration tokens") { db in
+            try Row.fetchAll(db, sql: "SELECT workspace_id, seed_fingerprint, expires_at, rotated_at FROM config_token").reduce(into: [String: Stored]()) { all, row in
+                let workspaceID: String = row[0]
+                all[workspaceID] = Stored(seedFingerprint: row[1], expiresAt: row[2], rotatedAt: row[3])
+            }
+        }
+        return workspaces.map { effective($0, stored: stored[$0.id], vault: vault) }
+    }
+
     /// `workspace` as jobs use it: with the rotated pair, unless the inventory holds a new seed.
     public static func effective(_ workspace: Workspace, vault: SecretVault) throws -> Workspace {
-        guard let stored = try stored(workspace.id, in: vault.store) else { return workspace }
+        effective(workspace, stored: try stored(workspace.id, in: vault.store), vault: vault)
+    }
+
+    private static func effective(_ workspace: Workspace, stored: Stored?, vault: SecretVault) -> Workspace {
+        guard let stored else { return workspace }
         // A seed that cannot be read any more cannot be new: keep the rotated pair.
         if let seed = seedFingerprint(workspace, vault: vault), seed != stored.seedFingerprint { return workspace }
         var effective = workspace
