@@ -70,6 +70,36 @@ struct StoreTests {
         }
     }
 
+    @Test("the checkpoint while a run's results print empties the log, and never waits for another process's reader")
+    func checkpointEmptiesLogWithoutWaiting() throws {
+        let fixture = try FleetFixture()
+        let walPath = fixture.store.path + "-wal"
+        func walSize() -> Int { (try? FileManager.default.attributesOfItem(atPath: walPath)[.size] as? Int) ?? -1 }
+        try fixture.store.write("writing a page") { db in try db.execute(sql: "INSERT INTO run_lock (id, run_id, job, pid, host, started_at, heartbeat_at) VALUES (1, 'r', 'j', 1, 'h', 't', 't')") }
+        #expect(walSize() > 0)
+        fixture.store.checkpointing {}
+        #expect(walSize() == 0)
+        #expect(try fixture.store.read("reading") { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM run_lock") } == 1, "nothing lost")
+
+        // Another connection (as another process would) reads the snapshot before the next write.
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        let other = try DatabaseQueue(path: fixture.store.path, configuration: configuration)
+        try other.inDatabase { db in
+            try db.execute(sql: "BEGIN")
+            _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM run_lock")
+        }
+        try fixture.store.write("writing again") { db in try db.execute(sql: "DELETE FROM run_lock") }
+        let started = Date()
+        fixture.store.checkpointing {}
+        // The busy timeout is 10 s: waiting for the reader would take all of it.
+        #expect(Date().timeIntervalSince(started) < FleetStore.busyTimeout / 2)
+        try other.inDatabase { db in try db.execute(sql: "COMMIT") }
+        #expect(try fixture.store.read("reading") { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM run_lock") } == 0)
+        let busyTimeout = try fixture.store.write("reading the writer's busy timeout") { db in try Int.fetchOne(db, sql: "PRAGMA busy_timeout") }
+        #expect(busyTimeout == Int(FleetStore.busyTimeout * 1000), "a later write still waits for others")
+    }
+
     @Test("a failed transaction leaves nothing behind")
     func rollsBack() throws {
         let fixture = try FleetFixture()

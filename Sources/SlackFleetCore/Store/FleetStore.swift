@@ -76,11 +76,19 @@ public final class FleetStore: Sendable {
     /// Runs `work` (such as printing a run's results) while another thread copies the pages
     /// committed to the write-ahead log into the database file and empties the log. Closing the
     /// database at exit otherwise does the same after the work: two syncs and the removal of a
-    /// log of a few hundred kilobytes. A checkpoint that fails is left to the close.
+    /// log of a few hundred kilobytes.
+    ///
+    /// The checkpoint never waits for another process: one reading an older snapshot (or
+    /// writing) would hold it for the busy timeout. It then copies what it can, and the close
+    /// does the rest, as it always did.
     public func checkpointing<T>(while work: () throws -> T) rethrows -> T {
         let done = DispatchGroup()
         DispatchQueue.global().async(group: done) { [pool] in
-            _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            _ = try? pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA busy_timeout = 0")
+                defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Int(FleetStore.busyTimeout * 1000))") }
+                try db.checkpoint(.truncate)
+            }
         }
         defer { done.wait() }
         return try work()
