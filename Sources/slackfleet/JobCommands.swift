@@ -75,6 +75,7 @@ struct JobOptions: ParsableArguments {
 /// Runs a job the way every job command does: lock, signals, output, metrics, exit code.
 enum JobCommand {
     static func run(_ job: FleetJob, global: GlobalOptions, options: JobOptions) throws {
+        HTTPTransport.startEventLoops()
         try Console.run {
             let store = try global.openStore()
             // The inventory is read while the job's settings are read, the keyring opens and the

@@ -91,6 +91,12 @@ public final class HTTPTransport: Sendable {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     }
 
+    /// Starts the shared event loops on another thread now, so that the transport a run makes
+    /// (after it takes its lock, on the way to its first request) finds them running.
+    public static func startEventLoops() {
+        DispatchQueue.global().async { _ = HTTPClient.defaultEventLoopGroup }
+    }
+
     /// Starts closing every connection without waiting for it; no request may follow.
     public func beginShutdown() {
         closing.withLock { if $0 == nil { $0 = client.shutdown() } }
