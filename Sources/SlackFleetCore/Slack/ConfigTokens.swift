@@ -34,8 +34,9 @@ public enum ConfigTokens {
         return (try? vault.resolve(inventoryWorkspace.refreshToken)).map { vault.keyring.fingerprint(of: $0) }
     }
 
-    /// The workspaces as jobs use them (see the one-workspace `effective`), their stored tokens
-    /// read at once: every run does this for every workspace before its first request.
+    /// The workspaces as jobs use them: each with its rotated pair, unless the inventory holds a
+    /// new seed. The stored tokens are read in one query: every run does this for every workspace
+    /// before its first request.
     public static func effective(_ workspaces: [Workspace], vault: SecretVault) throws -> [Workspace] {
         let stored = try vault.store.read("reading the configuration tokens") { db in
             try Row.fetchAll(db, sql: "SELECT workspace_id, seed_fingerprint, expires_at, rotated_at FROM config_token").reduce(into: [String: Stored]()) { all, row in
@@ -44,11 +45,6 @@ public enum ConfigTokens {
             }
         }
         return workspaces.map { effective($0, stored: stored[$0.id], vault: vault) }
-    }
-
-    /// `workspace` as jobs use it: with the rotated pair, unless the inventory holds a new seed.
-    public static func effective(_ workspace: Workspace, vault: SecretVault) throws -> Workspace {
-        effective(workspace, stored: try stored(workspace.id, in: vault.store), vault: vault)
     }
 
     private static func effective(_ workspace: Workspace, stored: Stored?, vault: SecretVault) -> Workspace {
