@@ -47,6 +47,11 @@ public enum ConfigTokens {
         return workspaces.map { effective($0, stored: stored[$0.id], vault: vault) }
     }
 
+    /// `workspace` as jobs use it: with the rotated pair, unless the inventory holds a new seed.
+    static func effective(_ workspace: Workspace, vault: SecretVault) throws -> Workspace {
+        effective(workspace, stored: try stored(workspace.id, in: vault.store), vault: vault)
+    }
+
     private static func effective(_ workspace: Workspace, stored: Stored?, vault: SecretVault) -> Workspace {
         guard let stored else { return workspace }
         // A seed that cannot be read any more cannot be new: keep the rotated pair.
