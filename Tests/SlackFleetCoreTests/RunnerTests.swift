@@ -96,6 +96,33 @@ struct RunnerTests {
         #expect(try AuditLog.unfinishedChanges(fixture.store).isEmpty)
     }
 
+    @Test("a run uses an inventory read started before it only when that read is of the runner's own database")
+    func inventoryReadStartedEarly() throws {
+        let fixture = try FleetFixture(command: "provision-app")
+        try fixture.importInventory(sampleInventory)
+        let enabled = try InventoryRepository.load(fixture.store).instances.filter(\.enabled).map(\.name).sorted()
+        let early = InventoryRead(fixture.store)
+        _ = try early.inventory()
+        // Disabled after the early read: a run given that read still selects it.
+        try fixture.store.write("disabling an instance") { db in
+            try db.execute(sql: "UPDATE instance SET enabled = 0 WHERE name = ?", arguments: [enabled[0]])
+        }
+        var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
+        options.selection.all = true
+        options.inventory = early
+        let first = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
+            .run(ChangingJob(failing: []), options: options) { _ in }
+        #expect(first.results.map(\.instance).sorted() == enabled)
+
+        // A read of another database (this one's inventory is empty) is not used: the run reads its own.
+        let other = try FleetFixture(command: "provision-app")
+        options.inventory = InventoryRead(other.store)
+        let nextRun = AuditLog(store: fixture.store, keyring: fixture.keyring, context: AuditContext(command: "provision-app"))
+        let second = try Runner(store: fixture.store, vault: fixture.vault, audit: nextRun, control: RunControl())
+            .run(ChangingJob(failing: []), options: options) { _ in }
+        #expect(second.results.map(\.instance).sorted() == Array(enabled.dropFirst()))
+    }
+
     @Test("a run's history: its row and one result row per instance, as reported")
     func runHistory() throws {
         let (fixture, instances, report) = try changeEveryInstance(maxFailures: "100%")

@@ -40,9 +40,12 @@ public enum InventoryRepository {
 /// The stored inventory, read on another thread from its creation: every run reads all of it
 /// before its first request, so a run starts the read as soon as its database is open.
 public final class InventoryRead: Sendable {
+    /// The database read.
+    let store: FleetStore
     private let pending: Pending<Inventory>
 
     public init(_ store: FleetStore) {
+        self.store = store
         pending = Pending { try InventoryRepository.load(store) }
     }
 

@@ -129,8 +129,8 @@ public struct RunOptions: Sendable {
     /// The transport's settings (`--ca-file`).
     public var transport = HTTPTransport.Configuration()
     /// The inventory's read, started when the database opened (the job commands start it before
-    /// they read the job's settings and open the keyring); nil: the run starts it. It must read
-    /// the runner's database.
+    /// they read the job's settings and open the keyring); nil, or a read of another database
+    /// than the runner's: the run starts its own.
     public var inventory: InventoryRead?
 
     public init(settings: JobSettings) {
@@ -166,7 +166,7 @@ public final class Runner: @unchecked Sendable {
     public func run(_ job: FleetJob, options: RunOptions, notes: (String) -> Void) throws -> RunReport {
         // The inventory is read while the run takes the lock and recovers: every run reads all
         // of it before its first request.
-        let inventoryRead = options.inventory ?? InventoryRead(store)
+        let inventoryRead = options.inventory.flatMap { $0.store === store ? $0 : nil } ?? InventoryRead(store)
         let runID = audit.context.runID
         let (lock, tookOver) = try RunLock.acquire(store, runID: runID, job: job.name)
         defer { lock.release() }
