@@ -61,8 +61,15 @@ struct GlobalOptions: ParsableArguments {
     /// The store, keyring and an audit log for a command that changes something.
     func openForChanges(command: String) throws -> (store: FleetStore, keyring: Keyring, audit: AuditLog) {
         let store = try openStore()
+        let (keyring, audit) = try openForChanges(store, command: command)
+        return (store, keyring, audit)
+    }
+
+    /// The keyring and an audit log for a command that changes something in `store`, opened
+    /// already (a job starts reading its inventory in between).
+    func openForChanges(_ store: FleetStore, command: String) throws -> (keyring: Keyring, audit: AuditLog) {
         let keyring = try openKeyring(store)
-        return (store, keyring, AuditLog(store: store, keyring: keyring, context: AuditContext(command: command)))
+        return (keyring, AuditLog(store: store, keyring: keyring, context: AuditContext(command: command)))
     }
 }
 

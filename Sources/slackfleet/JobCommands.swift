@@ -84,8 +84,7 @@ enum JobCommand {
             var runOptions = try options.runOptions(job: job.name)
             runOptions.transport = try global.transport()
             runOptions.inventory = inventory
-            let keyring = try global.openKeyring(store)
-            let audit = AuditLog(store: store, keyring: keyring, context: AuditContext(command: job.name))
+            let (keyring, audit) = try global.openForChanges(store, command: job.name)
             let control = RunControl(maxDuration: runOptions.maxDuration)
             let signals = SignalTrap(control: control)
             defer { signals.cancel() }
