@@ -8,6 +8,10 @@ public struct SimConfig: Sendable {
     public var tierQuota: [SlackTier: Double] = [.tier1: 1, .tier2: 20, .tier3: 50, .tier4: 100, .special: 20]
     /// How many calls above the steady rate a tier tolerates at once.
     public var tierBurst: [SlackTier: Double] = [.tier1: 2, .tier2: 5, .tier3: 10, .tier4: 20, .special: 5]
+    /// Whether `oauth.v2.access` checks the code before the client secret. Slack does not document
+    /// its order (slack-web-api.md, OAuth v2): off, a wrong secret answers `bad_client_secret`
+    /// whatever the code; on, a code that cannot exist answers `invalid_code` first.
+    public var oauthChecksCodeFirst = false
     /// Whether a used refresh token stops working (unconfirmed on real Slack; on by default).
     public var refreshTokenSingleUse = true
     /// The most `allowed_ip_address_ranges` Slack accepts: the schema says 50, the settings page 10.
@@ -24,6 +28,21 @@ public struct SimConfig: Sendable {
     public var stormRetryAfter: Double = 30
     /// The address calls appear to come from, for app IP allow-lists (every client is on loopback).
     public var egressIP = "198.51.100.10"
+    /// Whether a message an incoming webhook posted carries `app_id` in `conversations.history`.
+    /// Slack documents `bot_id` on a `bot_message` (and `bots.info` to map it to an app); whether
+    /// `app_id` is there too is not documented, so it is a switch and the client handles both.
+    public var messageAppID = false
+    /// Whether `Query.entities` answers. It is in W&B's published schema (wandb/wandb-js
+    /// src/gql/graphql.ts, `QueryEntitiesArgs`), but whether a server lets an admin list every
+    /// entity is unconfirmed: off, it answers a GraphQL error, and the client falls back to the
+    /// entities the inventory names.
+    public var entitiesQuery = true
+    /// The share of instances whose people connect the canary entity's Slack integration as soon
+    /// as Slack works on the instance (its first running credentials of a live app).
+    public var connectedFraction = 0.0
+    /// Integrations each instance's people connect on entities of their own at that moment: the
+    /// teams' and users' alerts the operator does not own.
+    public var userIntegrations = 0
 
     public init() {}
 }
@@ -100,6 +119,9 @@ struct SimMessage {
     let text: String
     let visibleAt: Double
     let sentBy: String
+    /// A message an app posted (an incoming webhook): `subtype: bot_message` with its bot.
+    var botID: String?
+    var appID: String?
 }
 
 struct SimChannel {
@@ -107,6 +129,8 @@ struct SimChannel {
     let name: String
     var archived = false
     var messages: [SimMessage] = []
+    /// A private channel: reading it needs `groups:history` instead of `channels:history`.
+    var isPrivate = false
 }
 
 struct SimWorkspace {
@@ -127,8 +151,41 @@ struct SimApp {
     let verificationToken: String
     let createdAt: Double
     var deleted = false
-    /// Incoming webhook path tokens issued through OAuth installs: path -> channel.
-    var webhooks: [String: String] = [:]
+    /// `apps.uninstall` ended its installation: every token and webhook issued so far is dead.
+    var uninstalled = false
+    /// Incoming webhooks issued through OAuth installs, by path (`T.../B.../X...`).
+    var webhooks: [String: SimWebhook] = [:]
+
+    /// The bot user of the app's installation, as `bot_id` names it on the messages it posts.
+    var botID: String { "B" + id.dropFirst() }
+}
+
+/// One incoming webhook: a channel of one installation of one app.
+struct SimWebhook {
+    let channelID: String
+    /// Ended with its installation (`apps.uninstall`); a new install issues new webhooks.
+    var revoked = false
+}
+
+/// A Slack integration of a W&B entity: what "Connect Slack" stores (the installation's incoming
+/// webhook), shown through GraphQL as `SlackIntegration {id teamName channelName}`.
+struct SimIntegration {
+    let id: String
+    let entity: String
+    let teamID: String
+    let teamName: String
+    let channelID: String
+    /// As Slack's `incoming_webhook.channel` gives it: `#name`.
+    let channelName: String
+    let appID: String
+    let webhookPath: String
+    let createdAt: Double
+}
+
+/// A W&B entity (a team or a user) of one instance.
+struct SimEntity {
+    let name: String
+    let isTeam: Bool
 }
 
 enum SimRegistrarKind: String, Sendable {
@@ -167,15 +224,32 @@ struct SimInstance {
     var alertTitles: [String: Double] = [:]
     var alertsSent = 0
     var alertsDelivered = 0
-    /// Whether an alert would reach Slack, as of the last change that could alter it.
-    var couldDeliver = false
-    /// Times the instance went from able to deliver alerts to unable (a credential gap), and the last one's cause.
-    var deliveryLosses = 0
-    var lastDeliveryLoss: String?
+    /// Whether a new connection would work, as of the last change that could alter it.
+    var couldConnect = false
+    /// Times the instance went from able to make a new connection to unable (a connect gap:
+    /// existing integrations keep delivering, new ones fail), and the last one's cause.
+    var connectLosses = 0
+    var lastConnectLoss: String?
+    /// The instance's entities; the canary entity `ops` is a team.
+    var entities: [String: SimEntity] = [:]
+    var integrations: [SimIntegration] = []
+    /// (entity, channel) pairs that some integration delivers to, as of the last change that
+    /// could alter it: a pair that stops being delivered to is an integration lost.
+    var deliveringPaths: Set<String> = []
+    /// Each delivery path lost, with its cause.
+    var lostPaths: [(path: String, cause: String)] = []
+    /// People connect their integrations the first time Slack works here (`connected_fraction`,
+    /// `user_integrations`); then this is set.
+    var peopleConnected = false
 }
 
 /// Everything the simulator knows, guarded by one lock.
 struct World {
+    /// The scopes of each workspace's canary reader bot: read the channel's history
+    /// (`channels:history`), its name (`channels:read`), which app a bot belongs to (`users:read`,
+    /// for bots.info), and post (`chat:write`).
+    static let readerScopes = ["channels:history", "channels:read", "users:read", "chat:write"]
+
     var config = SimConfig()
     var clock = SimClock()
     var baseURL = ""
@@ -191,8 +265,11 @@ struct World {
     /// far side's own record, for checking the audit log against.
     var mutations: [String: Set<String>] = [:]
     var rateLimiter = RateLimiter()
-    /// OAuth codes issued by the authorize page: code -> (app, redirect URI, expiry).
-    var oauthCodes: [String: (appID: String, redirectURI: String, expiresAt: Double)] = [:]
+    /// OAuth codes issued by the authorize page: code -> (app, redirect URI, the channel the
+    /// person picked, expiry).
+    var oauthCodes: [String: (appID: String, redirectURI: String, channelID: String, expiresAt: Double)] = [:]
+    /// Integrations lost (a delivery path of an entity that stopped), by cause.
+    var integrationLosses: [String: Int] = [:]
     var sequence = 0
     var random: SimRandom
 

@@ -31,6 +31,10 @@ struct FleetSimCommand: ParsableCommand {
         @Option(name: .customLong("inventory-out"), help: "Write a SlackFleet inventory for this fleet here (secrets beside it).") var inventoryOut: String?
         @Option(name: .customLong("tls-cert"), help: "Serve https with this certificate chain (PEM); needs --tls-key.") var tlsCert: String?
         @Option(name: .customLong("tls-key"), help: "The private key (PEM) of --tls-cert.") var tlsKey: String?
+        @Option(help: ArgumentHelp("The share of instances (0 to 1) whose people connect the canary entity's Slack integration as soon as Slack works there.", valueName: "fraction"))
+        var connected = 0.0
+        @Option(name: .customLong("user-integrations"), help: ArgumentHelp("Integrations each instance's people connect on entities of their own (team-1..K), the alerts the operator does not own.", valueName: "K"))
+        var userIntegrations = 0
 
         func validate() throws {
             guard instances >= 0, workspaces >= 1, appGroups >= 0, groupSize >= 1 else {
@@ -43,6 +47,8 @@ struct FleetSimCommand: ParsableCommand {
                 throw ValidationError("--latency and --jitter take a duration such as 20ms or 0.5s")
             }
             guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+            guard (0...1).contains(connected) else { throw ValidationError("--connected takes a fraction from 0 to 1") }
+            guard (0...20).contains(userIntegrations) else { throw ValidationError("--user-integrations takes 0 to 20") }
         }
 
         static func milliseconds(_ text: String) -> Double? {
@@ -53,9 +59,13 @@ struct FleetSimCommand: ParsableCommand {
 
         func run() throws {
             let simulator = try Simulator(seed: seed)
-            simulator.configure { $0.timeScale = timeScale }
+            simulator.configure {
+                $0.timeScale = timeScale
+                $0.connectedFraction = connected
+            }
             var spec = FleetSpec(instances: instances, workspaces: workspaces, sharedGroups: appGroups, groupSize: groupSize)
             spec.registrars = registrars
+            spec.userIntegrations = userIntegrations
             let fleet = simulator.buildFleet(spec)
             if let latencyMS = Self.milliseconds(latency), let jitterMS = Self.milliseconds(jitter), latencyMS > 0 || jitterMS > 0 {
                 simulator.setFaults(target: "all") { $0.latency = latencyMS / 1000; $0.jitter = jitterMS / 1000 }

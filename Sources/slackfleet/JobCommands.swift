@@ -7,8 +7,8 @@ import SlackFleetCore
 import Glibc
 #endif
 
-/// The options every job takes.
-struct JobOptions: ParsableArguments {
+/// Which instances a command works on.
+struct SelectionOptions: ParsableArguments {
     @Option(name: .customLong("instance"), help: ArgumentHelp("An instance to work on (repeatable).", valueName: "name"))
     var instances: [String] = []
     @Option(name: .customLong("label"), help: ArgumentHelp("Only instances with this label (repeatable; all must match).", valueName: "key=value"))
@@ -19,6 +19,26 @@ struct JobOptions: ParsableArguments {
     var shard: String?
     @Option(help: ArgumentHelp("The number of slices; the slice is JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).", valueName: "N"))
     var shards: Int?
+
+    func validate() throws {
+        _ = try parseLabels(labels)
+    }
+
+    var selection: Selection {
+        get throws {
+            var selection = Selection()
+            selection.instances = instances
+            selection.labels = try parseLabels(labels)
+            selection.all = all
+            selection.shard = try Selection.shard(shard, shards: shards, environment: ProcessInfo.processInfo.environment)
+            return selection
+        }
+    }
+}
+
+/// The options every job takes.
+struct JobOptions: ParsableArguments {
+    @OptionGroup var select: SelectionOptions
     @Flag(name: .customLong("dry-run"), help: "Read the real state, print what would change, change nothing; exit 2 if anything would.")
     var dryRun = false
     @Option(help: "App groups worked on at once (default: the job file's).")
@@ -41,7 +61,6 @@ struct JobOptions: ParsableArguments {
     func validate() throws {
         if let concurrency, !(1...128).contains(concurrency) { throw ValidationError("--concurrency must be between 1 and 128") }
         if let maxDuration, JobOptions.seconds(maxDuration) == nil { throw ValidationError("--max-duration \(maxDuration): write it like 90s, 30m or 2h") }
-        _ = try parseLabels(labels)
         if let maxFailures { _ = try FailureBudget(parsing: maxFailures) }
         if let paceScale, paceScale <= 0 { throw ValidationError("--pace-scale must be more than 0") }
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
@@ -60,10 +79,7 @@ struct JobOptions: ParsableArguments {
         if let paceScale {
             options.settings.slackQuotas.perMinute = options.settings.slackQuotas.perMinute.mapValues { $0 * paceScale }
         }
-        options.selection.instances = instances
-        options.selection.labels = try parseLabels(labels)
-        options.selection.all = all
-        options.selection.shard = try Selection.shard(shard, shards: shards, environment: ProcessInfo.processInfo.environment)
+        options.selection = try select.selection
         options.dryRun = dryRun
         options.concurrency = concurrency
         options.maxFailures = try maxFailures.map(FailureBudget.init(parsing:))
@@ -120,23 +136,45 @@ enum JobCommand {
         }
         if report.results.contains(where: { $0.checks != nil }) {
             // verify-delivery: one column per check.
-            var table = TextTable(headers: ["INSTANCE", "WORKSPACE"] + VerifyDelivery.checkNames.map { $0.uppercased().replacingOccurrences(of: "_", with: " ") } + ["LATENCY", "RESULT"])
+            var table = TextTable(headers: ["INSTANCE", "WORKSPACE"] + VerifyDelivery.checkNames.map { $0.uppercased().replacingOccurrences(of: "_", with: " ") } + ["LATENCY", "CONNECTION", "RESULT"])
             table.rows = report.results.map { result in
                 [result.instance, result.workspace] + VerifyDelivery.checkNames.map { result.checks?[$0] == "ok" ? "ok" : (result.checks?[$0] == nil || result.checks?[$0] == "skipped" ? "-" : "FAIL") }
-                    + [result.deliverySeconds.map { String(format: "%.1f s", $0) } ?? "-", result.outcome.rawValue]
+                    + [result.deliverySeconds.map { String(format: "%.1f s", $0) } ?? "-", result.connection?.rawValue ?? "-", result.outcome.rawValue]
             }
             out += table.render()
-            for result in report.results where result.outcome != .ok { out += "\(result.instance): \(result.detail)\n" }
+            for result in report.results where result.outcome != .ok && result.outcome != .needsConnect { out += "\(result.instance): \(result.detail)\n" }
+        } else if report.results.contains(where: { $0.connection != nil }) {
+            var table = TextTable(headers: ["INSTANCE", "APP GROUP", "WORKSPACE", "RESULT", "CONNECTION", "DETAIL"])
+            table.rows = report.results.map { [$0.instance, $0.appGroup, $0.workspace, $0.outcome.rawValue, $0.connection?.rawValue ?? "-", $0.detail] }
+            out += table.render()
         } else {
             var table = TextTable(headers: ["INSTANCE", "APP GROUP", "WORKSPACE", "RESULT", "DETAIL"])
             table.rows = report.results.map { [$0.instance, $0.appGroup, $0.workspace, $0.outcome.rawValue, $0.detail] }
             out += table.render()
         }
+        out += Self.personActions(report.results)
         let seconds = report.finishedAt.timeIntervalSince(report.startedAt)
         out += "\(report.job)\(report.dryRun ? " (dry run)" : ""): \(report.recap) in \(String(format: "%.1f", seconds)) s"
         let calls = report.calls.values.reduce(0, +)
         out += " (\(calls) calls, \(report.retries) retries, \(report.rateLimited.values.reduce(0, +)) rate-limited)\n"
         return out
+    }
+}
+
+extension JobCommand {
+    /// What only a person can do, one line each (an action a whole app group shares, such as
+    /// regenerating its secret, once).
+    static func personActions(_ results: [InstanceResult]) -> String {
+        var seen = Set<String>()
+        let lines = results.compactMap { result -> String? in
+            guard let action = result.action else { return nil }
+            let perApp = action.kind != .connect
+            let key = perApp ? action.link : result.instance + "|" + action.text
+            guard seen.insert(key).inserted else { return nil }
+            return perApp ? "- app group \(result.appGroup): \(action.text)" : "- \(result.instance): \(action.text)"
+        }
+        guard !lines.isEmpty else { return "" }
+        return "Needs a person (\(lines.count)):\n" + lines.joined(separator: "\n") + "\n"
     }
 }
 
@@ -293,65 +331,79 @@ struct SyncRedirectsCommand: ParsableCommand {
 struct RotateSecretCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rotate-secret",
-        abstract: "Rotate configuration tokens, and move instances to a new client secret with no moment where none works.",
+        abstract: "Rotate configuration tokens, and client secrets without losing a Slack integration.",
         discussion: """
             Examples:
               slackfleet rotate-secret --config-tokens --all
               slackfleet rotate-secret --client-secret --label env=prod --min-age 90d
-              slackfleet rotate-secret --propagate --secret-from file:/run/new-secret --instance wandb-prod-1
+              slackfleet rotate-secret --client-secret --secret-from secret:slack/new --instance wandb-prod-1
+              slackfleet rotate-secret --client-secret --blue-green --instance wandb-prod-1
 
             --config-tokens is meant for cron every few hours: a configuration token lives 12 hours.
 
-            --client-secret is blue/green, since Slack has no API to regenerate a secret: a new app from the current manifest, registered with every instance of the app group and verified there (the new client ID, then a test alert seen in the canary channel), then promoted. The old app is kept for --grace and deleted by a later run. If any instance fails, every instance gets the old credentials again and the new app is deleted. A run killed at any point resumes.
+            --client-secret rotates in place (recommended): Slack has no API to regenerate a secret, so the run prints the app's settings link for a person to press Regenerate and waits (exit 1, stage stored). Give the new secret with --secret-from; it is probed at Slack, pushed to every instance of the app group, and kept. Every Slack integration keeps delivering: webhooks do not use the secret.
 
-            --propagate pushes a secret a person regenerated in Slack's UI, with the same stages.
+            --blue-green is for an app that must die (a leak): a new app, registered with every instance, promoted once a canary integration a person connects through it delivers a test alert. The old app is kept while any integration from before depends on it; slackfleet connect lists who must connect again. --delete-previous-breaking N deletes it anyway, breaking exactly N, recorded in the audit log.
             """)
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: JobOptions
     @Flag(name: .customLong("config-tokens"), help: "Rotate each selected workspace's configuration token that expires within --min-remaining.")
     var configTokens = false
-    @Flag(name: .customLong("client-secret"), help: "Blue/green: a new app per app group, verified on every instance, then promoted.")
+    @Flag(name: .customLong("client-secret"), help: "Rotate each app group's client secret: in place, or with --blue-green a new app.")
     var clientSecret = false
-    @Flag(help: "Push the secret given by --secret-from (regenerated in Slack's UI) to every instance of one app.")
+    @Flag(name: .customLong("blue-green"), help: "With --client-secret: move the group to a new app (for a leaked app) instead of rotating in place.")
+    var blueGreen = false
+    @Flag(help: "The same as --client-secret with --secret-from (kept from earlier versions).")
     var propagate = false
-    @Option(name: .customLong("secret-from"), help: ArgumentHelp("Where the regenerated secret is: secret:NAME, env:VAR, file:PATH or exec:COMMAND (never the value itself).", valueName: "ref"))
+    @Option(name: .customLong("secret-from"), help: ArgumentHelp("Where the secret a person regenerated is: secret:NAME, env:VAR, file:PATH or exec:COMMAND (never the value itself).", valueName: "ref"))
     var secretFrom: String?
+    @Option(name: .customLong("delete-previous-breaking"), help: ArgumentHelp("Blue/green: delete the previous app even though exactly N integrations from before still depend on it.", valueName: "N"))
+    var deletePreviousBreaking: Int?
     @Option(name: .customLong("min-remaining"), help: ArgumentHelp("Rotate a configuration token with less than this left.", valueName: "duration"))
     var minRemaining = "6h"
-    @Option(help: ArgumentHelp("Keep a replaced app this long for rollback; a later run deletes it.", valueName: "duration"))
+    @Option(help: ArgumentHelp("Blue/green: keep a replaced app at least this long for rollback.", valueName: "duration"))
     var grace = "24h"
-    @Option(name: .customLong("min-age"), help: ArgumentHelp("Only rotate apps at least this old (for cron).", valueName: "duration"))
+    @Option(name: .customLong("min-age"), help: ArgumentHelp("Only rotate secrets at least this old (for cron).", valueName: "duration"))
     var minAge: String?
     @Option(help: ArgumentHelp("How long to wait for each test alert in the canary channel.", valueName: "duration"))
     var timeout = "60s"
 
     func validate() throws {
-        if clientSecret && propagate { throw ValidationError("--client-secret and --propagate are two ways to change a secret: use one") }
-        if propagate {
-            guard let secretFrom else { throw ValidationError("--propagate needs --secret-from REF: where the regenerated secret is (secret:NAME, env:VAR, file:PATH or exec:COMMAND)") }
+        if blueGreen && !clientSecret { throw ValidationError("--blue-green goes with --client-secret") }
+        if propagate && blueGreen { throw ValidationError("--propagate pushes a regenerated secret in place; --blue-green makes a new app: use one") }
+        if propagate && secretFrom == nil {
+            throw ValidationError("--propagate needs --secret-from REF: where the regenerated secret is (secret:NAME, env:VAR, file:PATH or exec:COMMAND)")
+        }
+        if let secretFrom {
+            guard clientSecret || propagate else { throw ValidationError("--secret-from goes with --client-secret") }
+            if blueGreen { throw ValidationError("--secret-from is for an in-place rotation; --blue-green makes a new app with a secret of its own") }
             if case .failure(let problem) = SecretReference.parse(secretFrom) {
                 throw ValidationError("--secret-from: \(problem.problem); \(problem.fix) (the value itself never goes on the command line)")
             }
-        } else if secretFrom != nil {
-            throw ValidationError("--secret-from goes with --propagate")
+        }
+        if let deletePreviousBreaking {
+            guard blueGreen || clientSecret else { throw ValidationError("--delete-previous-breaking goes with --client-secret") }
+            guard deletePreviousBreaking >= 0 else { throw ValidationError("--delete-previous-breaking takes the number of integrations it may break (0 or more)") }
         }
         for (flag, value) in [("--min-remaining", minRemaining), ("--timeout", timeout)] where JobOptions.seconds(value) == nil {
             throw ValidationError("\(flag) \(value): write it like 90s, 30m, 6h or 2d")
         }
-        if grace != "0", JobOptions.seconds(grace) == nil { throw ValidationError("--grace \(grace): write it like 30m, 24h or 7d (0 deletes the old app at once)") }
+        if grace != "0", JobOptions.seconds(grace) == nil { throw ValidationError("--grace \(grace): write it like 30m, 24h or 7d (0: no rollback period)") }
         if let minAge, JobOptions.seconds(minAge) == nil { throw ValidationError("--min-age \(minAge): write it like 30d or 2160h") }
     }
 
     func run() throws {
         // Checked here, after parsing, so that a misspelt flag is reported as such.
         guard configTokens || clientSecret || propagate else {
-            throw ValidationError("say what to rotate: --config-tokens, --client-secret, or --propagate --secret-from REF")
+            throw ValidationError("say what to rotate: --config-tokens, or --client-secret (in place; --blue-green for a new app)")
         }
         var job = RotateSecret()
         job.configTokens = configTokens
-        job.clientSecret = clientSecret
-        if propagate, let secretFrom, case .success(let reference) = SecretReference.parse(secretFrom) { job.propagateFrom = reference }
+        job.clientSecret = clientSecret || propagate
+        job.mode = blueGreen ? .blueGreen : .inPlace
+        if let secretFrom, case .success(let reference) = SecretReference.parse(secretFrom) { job.secretFrom = reference }
+        job.deleteBreaking = deletePreviousBreaking
         job.minRemaining = JobOptions.seconds(minRemaining) ?? 6 * 3600
         job.grace = grace == "0" ? 0 : JobOptions.seconds(grace) ?? 24 * 3600
         job.minAge = minAge.flatMap(JobOptions.seconds) ?? 0

@@ -25,7 +25,7 @@ final class SimHarness: @unchecked Sendable {
     /// `slackQuotas`: keep Slack's real per-minute quotas; otherwise they are lifted, so tests of
     /// other behaviour are not paced by Tier 1.
     init(instances: Int = 6, workspaces: Int = 2, sharedGroups: Int = 1, groupSize: Int = 3, slackQuotas: Bool = false,
-         configure: (inout SimConfig) -> Void = { _ in }) throws {
+         configure: (inout SimConfig) -> Void = { _ in }, userIntegrations: Int = 0) throws {
         simulator = try Simulator(seed: 42)
         simulator.configure {
             $0.alertDelay = 0
@@ -38,7 +38,9 @@ final class SimHarness: @unchecked Sendable {
             }
             configure(&$0)
         }
-        fleet = simulator.buildFleet(FleetSpec(instances: instances, workspaces: workspaces, sharedGroups: sharedGroups, groupSize: groupSize))
+        var spec = FleetSpec(instances: instances, workspaces: workspaces, sharedGroups: sharedGroups, groupSize: groupSize)
+        spec.userIntegrations = userIntegrations
+        fleet = simulator.buildFleet(spec)
         server = SimulatorServer(simulator: simulator, threads: 2)
         let port = try server.start()
         baseURL = "http://127.0.0.1:\(port)"

@@ -13,6 +13,11 @@ struct CrashCase: Sendable, CustomTestStringConvertible {
 
     var testDescription: String { "\(job) killed at \(point)" + (rerunAs.map { ", rerun as \($0)" } ?? "") }
 
+    /// A blue/green point the killed run reaches only once the canaries are connected.
+    var promotes: Bool {
+        job == "client-secret" && ["before:promote:db", "rotate:promoted", "before:delete:slack", "after:delete:slack"].contains(point)
+    }
+
     static let all: [CrashCase] = [
         // provision-app: one app shared by ten instances of all three registrar kinds.
         CrashCase(job: "provision-app", point: "before:create:slack"),
@@ -25,7 +30,8 @@ struct CrashCase: Sendable, CustomTestStringConvertible {
         // sync-redirects
         CrashCase(job: "sync-redirects", point: "before:update-redirects:slack"),
         CrashCase(job: "sync-redirects", point: "after:update-redirects:slack"),
-        // rotate-secret --client-secret --grace 0: create, register, verify, promote, delete.
+        // rotate-secret --client-secret --blue-green --grace 0: create, register, wait for the
+        // canaries to be connected through the new app, verify, promote, delete.
         CrashCase(job: "client-secret", point: "before:create:slack"),
         CrashCase(job: "client-secret", point: "create:answered"),
         CrashCase(job: "client-secret", point: "rotate:pending-stored"),
@@ -38,7 +44,7 @@ struct CrashCase: Sendable, CustomTestStringConvertible {
         CrashCase(job: "client-secret", point: "rotate:promoted"),
         CrashCase(job: "client-secret", point: "before:delete:slack"),
         CrashCase(job: "client-secret", point: "after:delete:slack"),
-        // rotate-secret --propagate: a secret regenerated in Slack's UI.
+        // rotate-secret --client-secret in place: a secret regenerated in Slack's settings page.
         CrashCase(job: "propagate", point: "before:store-secret:db"),
         CrashCase(job: "propagate", point: "before:update:k8s#2"),
         CrashCase(job: "propagate", point: "rotate:instance-registered#4"),
@@ -54,6 +60,16 @@ struct CrashCase: Sendable, CustomTestStringConvertible {
     ]
 }
 
+extension JobFixture {
+    /// The people of every instance connect the canary (through whatever app it runs now).
+    func connectAll() throws {
+        for name in try simInstances().keys.sorted() {
+            let connected = try connect(name)
+            #expect(connected["ok"] as? Bool == true, "\(name): \(connected)")
+        }
+    }
+}
+
 extension JobSuites {
     @Suite("Crash points: SIGKILL, then a rerun")
     struct CrashTests {
@@ -61,6 +77,7 @@ extension JobSuites {
         func crash(_ crash: CrashCase) throws {
             let fixture = try JobFixture(instances: 10, workspaces: 1, groups: 1, groupSize: 10, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)
             let command: [String]
+            var original: [String]?
             switch crash.job {
             case "provision-app":
                 command = ["provision-app", "--all", "--job-file", fixture.provisionFile]
@@ -71,18 +88,26 @@ extension JobSuites {
                 command = ["sync-redirects", "--all", "--job-file", fixture.syncFile]
             case "client-secret":
                 #expect(try fixture.provision().status == 0)
-                command = ["rotate-secret", "--client-secret", "--grace", "0", "--all", "--pace-scale", "600", "--timeout", "20s"]
+                command = ["rotate-secret", "--client-secret", "--blue-green", "--grace", "0", "--all", "--pace-scale", "600", "--timeout", "20s"]
+                original = try fixture.simApps().compactMap { $0["client_id"] as? String }
+                if crash.promotes {
+                    // Promotion needs the canaries connected through the new app: a first run gets
+                    // there and waits, the people connect, and the run that is killed promotes.
+                    let waiting = try fixture.cli.run(command, timeout: 120)
+                    #expect(waiting.status == 1, "\(waiting.output.suffix(600))")
+                    try fixture.connectAll()
+                }
             case "propagate":
                 #expect(try fixture.provision().status == 0)
-                let app = try #require(try fixture.simApps().first { (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String == "W&B alerts shared-1" })
+                let app = try #require(try fixture.liveApp("shared-1"))
                 let regenerated = try fixture.sim.control("POST", "apps/\(app["app_id"] as? String ?? "")/regenerate-secret") as? [String: Any]
                 let secret = fixture.directory.write("new-secret", (regenerated?["client_secret"] as? String ?? "") + "\n")
-                command = ["rotate-secret", "--propagate", "--secret-from", "file:\(secret)", "--instance", "wandb-0001", "--pace-scale", "600", "--timeout", "20s"]
+                command = ["rotate-secret", "--client-secret", "--secret-from", "file:\(secret)", "--instance", "wandb-0001", "--pace-scale", "600", "--timeout", "20s"]
             default:
                 command = ["rotate-secret", "--config-tokens", "--min-remaining", "13h", "--all", "--pace-scale", "600"]
             }
-            let original = try fixture.simApps().compactMap { $0["client_id"] as? String }
-            // Gaps a person caused before the run (the edit above) are not the job's.
+            let before = try original ?? fixture.simApps().compactMap { $0["client_id"] as? String }
+            // Integrations lost before the run (a person's doing) are not the job's.
             let lossesBefore = try fixture.simInstances().mapValues { $0["delivery_losses"] as? Int ?? 0 }
             var killed = fixture.cli
             killed.environment["SLACKFLEET_CRASH_AT"] = crash.point
@@ -92,9 +117,15 @@ extension JobSuites {
             // The rerun keeps the default grace, so a finished rotation does not start another one;
             // then a run with --grace 0 and --min-age deletes the replaced app.
             let rerunCommand = crash.rerunAs == "client-secret"
-                ? ["rotate-secret", "--client-secret", "--all", "--pace-scale", "600", "--timeout", "20s"]
+                ? ["rotate-secret", "--client-secret", "--blue-green", "--all", "--pace-scale", "600", "--timeout", "20s"]
                 : command.filter { $0 != "--grace" && $0 != "0" }
-            let rerun = try fixture.cli.run(rerunCommand, timeout: 120)
+            var rerun = try fixture.cli.run(rerunCommand, timeout: 120)
+            if crash.job == "client-secret", !crash.promotes {
+                // It resumed up to the stage that waits for the people; they connect; it promotes.
+                #expect(rerun.status == 1 && rerun.stdout.contains("waiting=10"), "\(rerun.output.suffix(1500))")
+                try fixture.connectAll()
+                rerun = try fixture.cli.run(rerunCommand, timeout: 120)
+            }
             #expect(rerun.status == crash.rerunStatus, "\(rerun.output.suffix(1500))")
             if crash.rerunAs != nil {
                 #expect(rerun.stdout.contains("runs on the new secret of app"), "the propagation was finished, not replaced: \(rerun.stdout.suffix(800))")
@@ -111,8 +142,9 @@ extension JobSuites {
                 return
             }
             for (name, item) in try fixture.simInstances() {
-                #expect(item["delivery_losses"] as? Int == lossesBefore[name], "\(name) lost working credentials: \(item["last_delivery_loss"] ?? "")")
-                #expect(item["can_deliver"] as? Bool == true, "\(name) cannot deliver")
+                #expect(item["delivery_losses"] as? Int == lossesBefore[name], "\(name) lost an integration: \(item["last_delivery_loss"] ?? "")")
+                #expect(item["can_deliver"] as? Bool == true, "\(name)'s canary does not deliver")
+                #expect(item["can_connect"] as? Bool == true, "\(name) cannot make a new connection")
             }
             // The simulator also holds each workspace's reader app; SlackFleet's are named "W&B alerts ...".
             let live = try fixture.simApps().filter {
@@ -127,7 +159,7 @@ extension JobSuites {
             }
             if crash.job == "client-secret" {
                 let now = try fixture.simInstances().values.compactMap { $0["effective_client_id"] as? String }
-                #expect(Set(now).count == 1 && !original.contains(now[0]), "every instance runs on the one new app")
+                #expect(Set(now).count == 1 && !before.contains(now[0]), "every instance runs on the one new app")
             }
             let check = crash.job == "sync-redirects" ? try fixture.sync(["--dry-run"]) : try fixture.provision(["--dry-run"])
             #expect(check.status == 0, "converged: \(check.output.suffix(800))")

@@ -13,10 +13,14 @@ final class JobFixture: @unchecked Sendable {
     let provisionFile: String
     let syncFile: String
 
+    /// `connected`: the share of instances whose people connect the canary's Slack integration as
+    /// soon as Slack works there; `userIntegrations`: integrations of their own per instance.
     init(instances: Int = 12, workspaces: Int = 3, groups: Int = 1, groupSize: Int = 4, timeScale: Double = 600,
-         maxRetryAfter: Double = 300, maxAttempts: Int = 5, simConfig: String = #"{"rollout_delay_ms": 200}"#) throws {
+         maxRetryAfter: Double = 300, maxAttempts: Int = 5, simConfig: String = #"{"rollout_delay_ms": 200}"#,
+         connected: Double = 1, userIntegrations: Int = 0, extra: [String] = []) throws {
         sim = try FleetSimProcess(["--instances", "\(instances)", "--workspaces", "\(workspaces)", "--app-groups", "\(groups)",
-                                   "--group-size", "\(groupSize)", "--time-scale", "\(timeScale)"], directory: directory)
+                                   "--group-size", "\(groupSize)", "--time-scale", "\(timeScale)", "--connected", "\(connected)",
+                                   "--user-integrations", "\(userIntegrations)"] + extra, directory: directory)
         try sim.control("POST", "config", simConfig)
         cli = SlackFleetCLI(workingDirectory: directory.path)
         provisionFile = try FastJobFile.write("provision-app", scale: timeScale, in: directory, maxRetryAfter: maxRetryAfter, maxAttempts: maxAttempts)
@@ -345,9 +349,34 @@ extension JobSuites {
             }
             // wandb-0010 (exec) now runs on a client ID of no app.
             try fixture.sim.control("POST", "instances/wandb-0010/credentials", #"{"client_id": "1111111111.2222222222", "client_secret": "x"}"#)
-            // wandb-0020 (exec) keeps the right client ID with a wrong secret: its alerts go nowhere.
-            let clientID = try #require(app(of: "wandb-0020")?["client_id"] as? String)
-            try fixture.sim.control("POST", "instances/wandb-0020/credentials", #"{"client_id": "\#(clientID)", "client_secret": "wrong"}"#)
+            // wandb-0020's app had its secret regenerated in Slack's settings page: the stored one is stale.
+            let regenerated = try #require(app(of: "wandb-0020")?["app_id"] as? String)
+            try fixture.sim.control("POST", "apps/\(regenerated)/regenerate-secret")
+            // wandb-0019's app was uninstalled: its canary integration is still listed, and posts nothing.
+            let uninstalled = try #require(app(of: "wandb-0019"))
+            let installation = try #require((try fixture.sim.control("GET", "tokens") as? [[String: Any]] ?? []).last {
+                $0["kind"] as? String == "bot" && $0["app_id"] as? String == uninstalled["app_id"] as? String
+            }?["token"] as? String)
+            let apiURL = fixture.sim.baseURL + "/api/apps.uninstall"
+            var request = URLRequest(url: try #require(URL(string: apiURL)))
+            request.httpMethod = "POST"
+            request.setValue("Bearer \(installation)", forHTTPHeaderField: "Authorization")
+            request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data("client_id=\(uninstalled["client_id"] as? String ?? "")&client_secret=\(uninstalled["client_secret"] as? String ?? "")".utf8)
+            let done = DispatchSemaphore(value: 0)
+            URLSession.shared.dataTask(with: request) { _, _, _ in done.signal() }.resume()
+            #expect(done.wait(timeout: .now() + 10) == .success)
+            // wandb-0018's canary integration was deleted in W&B: a person must connect it again.
+            let integrations = (try fixture.sim.control("GET", "instances/wandb-0018") as? [String: Any])?["integrations"] as? [[String: Any]] ?? []
+            let canaryIntegration = try #require(integrations.first { $0["entity"] as? String == "ops" }?["id"] as? String)
+            let apiKey = try String(contentsOfFile: fixture.sim.inventory + ".secrets/wandb-0018-api-key", encoding: .utf8)
+            var delete = URLRequest(url: try #require(URL(string: fixture.sim.baseURL + "/wandb/wandb-0018/graphql")))
+            delete.httpMethod = "POST"
+            delete.setValue("Basic " + Data("api:\(apiKey)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+            delete.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            delete.httpBody = try JSONSerialization.data(withJSONObject: ["query": "mutation D($id: ID!) { deleteIntegration(input: {id: $id}) { success } }", "variables": ["id": canaryIntegration]])
+            URLSession.shared.dataTask(with: delete) { _, _, _ in done.signal() }.resume()
+            #expect(done.wait(timeout: .now() + 10) == .success)
             let redirectApp = try #require(app(of: "wandb-0003")?["app_id"] as? String)
             try fixture.sim.control("POST", "apps/\(redirectApp)/edit", #"{"pointer": "/oauth_config/redirect_urls", "value": ["https://elsewhere.example.com"]}"#)
             let scopeApp = try #require(app(of: "wandb-0004")?["app_id"] as? String)
@@ -365,14 +394,21 @@ extension JobSuites {
                 return checks.filter { $0.value != "ok" && $0.value != "skipped" }.keys.sorted()
             }
             #expect(failing("wandb-0010").contains("client_id"))
-            #expect(failing("wandb-0020") == ["delivered"], "the right client ID, but the alert never arrives")
+            #expect(failing("wandb-0020") == ["credentials"], "Slack refuses the stored secret; its integration still delivers")
+            #expect(results["wandb-0020"]?["connection"] as? String == "delivering")
+            #expect(failing("wandb-0019") == ["delivered"], "connected, but the uninstalled app's webhook posts nothing")
+            #expect(failing("wandb-0018") == ["integration"])
+            #expect(results["wandb-0018"]?["result"] as? String == "needs-connect", "a distinct result, not a generic failure")
+            let action = results["wandb-0018"]?["action"] as? [String: Any]
+            #expect(action?["link"] as? String == "https://wandb-0018.wandb.fleet-sim.test/ops/settings")
+            #expect(action?["channel"] as? String == "#wandb-canary")
             #expect(failing("wandb-0003").contains("redirect"))
             #expect(failing("wandb-0004").contains("scope"))
             #expect(!failing("wandb-0005").isEmpty, "a down instance fails")
             let downDetail = (results["wandb-0005"]?["detail"] as? String) ?? ""
             #expect(downDetail.contains("ready"))
             #expect(failing("wandb-0001").isEmpty)
-            #expect(results.values.filter { $0["result"] as? String == "ok" }.count == 15)
+            #expect(results.values.filter { $0["result"] as? String == "ok" }.count == 13)
         }
     }
 }
@@ -390,19 +426,28 @@ extension JobSuites {
             let wrapped = try String(contentsOfFile: fixture.sim.inventory, encoding: .utf8).replacingOccurrences(of: "command: [", with: "command: [\"\(wrapper)\", ")
             #expect(try fixture.cli.run(["inventory", "import", fixture.directory.write("wrapped.yaml", wrapped)]).status == 0)
             var outputs: [String] = []
-            for job in [["provision-app", "--job-file", fixture.provisionFile], ["sync-redirects", "--job-file", fixture.syncFile],
-                        ["verify-delivery", "--pace-scale", "600", "--timeout", "20s"],
-                        ["rotate-secret", "--config-tokens", "--client-secret", "--min-remaining", "13h", "--pace-scale", "600", "--timeout", "20s"]] {
-                for extra in [["--log-level", "debug"], ["--json", "--metrics-file", fixture.directory.file("\(job[0]).prom")]] {
-                    let run = try fixture.cli.run(job + ["--all"] + extra, timeout: 120)
-                    #expect(run.status == 0, "\(job[0]): \(run.stderr.suffix(500))")
+            func run(_ job: [String], status expected: Int32 = 0, metrics: Bool = true) throws {
+                for extra in [["--log-level", "debug"], ["--json"] + (metrics ? ["--metrics-file", fixture.directory.file("\(job[0]).prom")] : [])] {
+                    let run = try fixture.cli.run(job + extra, timeout: 120)
+                    #expect(run.status == expected, "\(job[0]): \(run.output.suffix(800))")
                     outputs.append(run.output)
                 }
                 outputs.append((try? String(contentsOfFile: fixture.directory.file("\(job[0]).prom"), encoding: .utf8)) ?? "")
             }
+            try run(["provision-app", "--job-file", fixture.provisionFile, "--all"])
+            try run(["sync-redirects", "--job-file", fixture.syncFile, "--all"])
+            try run(["verify-delivery", "--pace-scale", "600", "--timeout", "20s", "--all"])
+            // In place: a secret a person regenerated, handed over by reference and pushed to the exec instance.
+            let execApp = try #require(try fixture.liveApp("wandb-0010"))
+            let fresh = try #require((try fixture.sim.control("POST", "apps/\(execApp["app_id"] as? String ?? "")/regenerate-secret") as? [String: Any])?["client_secret"] as? String)
+            let secretFile = fixture.directory.write("regenerated", fresh + "\n")
+            try run(["rotate-secret", "--client-secret", "--secret-from", "file:\(secretFile)", "--instance", "wandb-0010", "--pace-scale", "600", "--timeout", "20s"])
+            // Blue/green with the configuration tokens: it waits for people to connect through the new apps.
+            try run(["rotate-secret", "--config-tokens", "--client-secret", "--blue-green", "--min-remaining", "13h", "--pace-scale", "600", "--timeout", "20s", "--all"],
+                    status: 1)
             let hookSaw = (try? String(contentsOfFile: dump, encoding: .utf8)) ?? ""
             #expect(hookSaw.contains("--instance") && hookSaw.contains("PATH="), "the exec hook ran through the wrapper")
-            #expect(hookSaw.components(separatedBy: "ARGV").count - 1 >= 2, "the hook ran for provision-app and the rotation")
+            #expect(hookSaw.components(separatedBy: "ARGV").count - 1 >= 3, "the hook ran for provision-app and both rotations")
             outputs.append(hookSaw)
             outputs.append(try fixture.cli.run(["audit", "export"]).output)
             outputs.append(try fixture.cli.run(["inventory", "export"]).output)
@@ -479,7 +524,7 @@ extension JobSuites {
         func privateCA() throws {
             let directory = TemporaryDirectory("tls")
             let tls = PackagePaths.fixtures + "/tls"
-            let sim = try FleetSimProcess(["--instances", "2", "--workspaces", "1", "--registrars", "operator-v2", "--time-scale", "600",
+            let sim = try FleetSimProcess(["--instances", "2", "--workspaces", "1", "--registrars", "operator-v2", "--time-scale", "600", "--connected", "1",
                                            "--tls-cert", tls + "/server.pem", "--tls-key", tls + "/server-key.pem"], directory: directory)
             #expect(sim.baseURL.hasPrefix("https://127.0.0.1:"))
             let cli = SlackFleetCLI(workingDirectory: directory.path)

@@ -24,10 +24,24 @@ extension Simulator {
             case ("POST", let path) where path.count == 3 && path[0] == "apps" && path[2] == "regenerate-secret":
                 // What a person does with "Regenerate" under App Credentials: the old secret stops working.
                 guard let app = world.apps[path[1]], !app.deleted else { return .json(["error": "no such app"], status: 404) }
+                // Existing webhooks keep working: they do not use the secret (wandb-server.md).
                 let secret = world.hex(16)
                 world.apps[path[1]]?.clientSecret = secret
-                world.noteDelivery(team: app.teamID, cause: "the client secret of \(app.id) was regenerated")
+                world.note(team: app.teamID, cause: "the client secret of \(app.id) was regenerated")
                 return .json(["ok": true, "client_secret": .string(secret)])
+            case ("POST", ["connect"]):
+                // A person plays "Connect Slack" end to end (SlackIntegrations.swift).
+                guard let instance = body["instance"]?.stringValue, let entity = body["entity"]?.stringValue else {
+                    return .json(["error": "send instance and entity (and channel: a channel ID; the canary channel without it)"], status: 400)
+                }
+                switch world.connect(instance: instance, entity: entity, channelID: body["channel"]?.stringValue, person: body["person"]?.stringValue ?? "a simulated person") {
+                case .success(let integration): return .json(["ok": true, "integration": world.describe(integration)])
+                case .failure(let failure): return .json(failure.json, status: 409)
+                }
+            case ("GET", ["losses"]):
+                // Integrations lost (a delivery path of an entity that stopped), by cause.
+                return .json(["total": .integer(Int64(world.integrationLosses.values.reduce(0, +))),
+                              "by_cause": .object(world.integrationLosses.mapValues { .integer(Int64($0)) })])
             case ("GET", ["instances"]):
                 for name in world.instances.keys { world.settle(name) }
                 return .json(.array(world.instances.keys.sorted().compactMap { world.describe($0, full: false) }))
@@ -62,15 +76,20 @@ extension Simulator {
                 let pair = world.issueConfigurationTokens(teamID: workspace.id, userID: workspace.userID)
                 return .json(["token": .string(pair.token), "refresh_token": .string(pair.refresh),
                               "exp": .integer(Int64(world.tokens[pair.token]?.expiresAt ?? 0))])
-            case ("GET", let path) where path.count == 2 && path[0] == "channels":
-                guard let workspace = world.workspaces[path[1]], let channel = workspace.channels[workspace.canaryChannelID] else {
-                    return .json(["error": "no such workspace"], status: 404)
+            case ("GET", let path) where (path.count == 2 || path.count == 3) && path[0] == "channels":
+                // channels/T: the canary channel's messages; channels/T/C: another channel's.
+                guard let workspace = world.workspaces[path[1]], let channel = workspace.channels[path.count == 3 ? path[2] : workspace.canaryChannelID] else {
+                    return .json(["error": "no such workspace or channel"], status: 404)
                 }
                 let now = world.now
-                return .json(.array(channel.messages.map { ["ts": .string($0.ts), "text": .string($0.text), "visible": .bool($0.visibleAt <= now), "by": .string($0.sentBy)] }))
+                return .json(.array(channel.messages.map { message in
+                    ["ts": .string(message.ts), "text": .string(message.text), "visible": .bool(message.visibleAt <= now), "by": .string(message.sentBy),
+                     "app_id": message.appID.map(JSONValue.string) ?? .null]
+                }))
             case ("POST", let path) where path.count == 3 && path[0] == "channels" && path[2] == "archive":
                 guard let workspace = world.workspaces[path[1]] else { return .json(["error": "no such workspace"], status: 404) }
-                world.workspaces[path[1]]?.channels[workspace.canaryChannelID]?.archived = body["archived"]?.boolValue ?? true
+                world.workspaces[path[1]]?.channels[body["channel"]?.stringValue ?? workspace.canaryChannelID]?.archived = body["archived"]?.boolValue ?? true
+                world.note(team: workspace.id, cause: "a channel archived in \(workspace.id)")
                 return .json(["ok": true])
             case ("POST", ["faults"]):
                 guard let target = body["target"]?.stringValue, target == "all" || target.hasPrefix("workspace:") || target.hasPrefix("instance:") else {
@@ -112,7 +131,7 @@ extension Simulator {
             return .json(["error": .string(violations.map { "\($0.pointer): \($0.message)" }.joined(separator: "; "))], status: 400)
         }
         world.apps[appID]?.manifest = edited
-        world.noteDelivery(team: app.teamID, cause: "an edit of \(appID) in Slack's UI")
+        world.note(team: app.teamID, cause: "an edit of \(appID) in Slack's UI")
         return .json(["ok": true])
     }
 
@@ -126,6 +145,7 @@ extension Simulator {
     static func describe(_ app: SimApp) -> JSONValue {
         ["app_id": .string(app.id), "team_id": .string(app.teamID), "client_id": .string(app.clientID),
          "client_secret": .string(app.clientSecret), "deleted": .bool(app.deleted), "manifest": app.manifest,
+         "uninstalled": .bool(app.uninstalled),
          "webhooks": .array(app.webhooks.keys.sorted().map { .string("/services/\($0)") })]
     }
 
@@ -166,6 +186,10 @@ extension Simulator {
         if let value = number("hang_seconds") { config.hangSeconds = value }
         if let value = body["egress_ip"]?.stringValue { config.egressIP = value }
         if let value = number("storm_retry_after") { config.stormRetryAfter = value }
+        if let value = body["message_app_id"]?.boolValue { config.messageAppID = value }
+        if let value = body["entities_query"]?.boolValue { config.entitiesQuery = value }
+        if let value = body["oauth_checks_code_first"]?.boolValue { config.oauthChecksCodeFirst = value }
+        if let value = number("connected") { config.connectedFraction = min(1, max(0, value)) }
         for (key, value) in body["tier_quota"]?.objectValue ?? [:] {
             if let tier = SlackTier(rawValue: key), let quota = double(value) { config.tierQuota[tier] = quota }
         }
@@ -176,6 +200,14 @@ extension Simulator {
 }
 
 extension World {
+    /// An integration as the control API shows it: where it delivers, the app it came through,
+    /// and whether it still delivers.
+    func describe(_ integration: SimIntegration) -> JSONValue {
+        ["id": .string(integration.id), "entity": .string(integration.entity), "team_id": .string(integration.teamID),
+         "channel": .string(integration.channelID), "channel_name": .string(integration.channelName), "app_id": .string(integration.appID),
+         "delivers": .bool(delivers(integration)), "created_at": .number(integration.createdAt)]
+    }
+
     func describe(_ name: String, full: Bool) -> JSONValue? {
         guard let instance = instances[name] else { return nil }
         var fields: [String: JSONValue] = [
@@ -183,11 +215,16 @@ extension World {
             "host_url": .string(instance.hostURL),
             "effective_client_id": instance.effectiveClientID.map(JSONValue.string) ?? .null,
             "can_deliver": .bool(canDeliver(name)),
+            "can_connect": .bool(canConnect(name)),
+            "connect_losses": .integer(Int64(instance.connectLosses)),
+            "last_connect_loss": instance.lastConnectLoss.map(JSONValue.string) ?? .null,
+            "integrations": .array(instance.integrations.map(describe)),
+            "integrations_lost": .array(instance.lostPaths.map { ["path": .string($0.path), "cause": .string($0.cause)] }),
             "rollout_pending": .bool(instance.pendingRollout != nil),
             "last_rollout_error": instance.lastRolloutError.map(JSONValue.string) ?? .null,
             "alerts_sent": .integer(Int64(instance.alertsSent)), "alerts_delivered": .integer(Int64(instance.alertsDelivered)),
-            "delivery_losses": .integer(Int64(instance.deliveryLosses)),
-            "last_delivery_loss": instance.lastDeliveryLoss.map(JSONValue.string) ?? .null,
+            "delivery_losses": .integer(Int64(instance.lostPaths.count)),
+            "last_delivery_loss": instance.lostPaths.last.map { .string("\($0.path): \($0.cause)") } ?? .null,
         ]
         if full {
             fields["effective_client_secret"] = instance.effectiveSecret.map(JSONValue.string) ?? .null

@@ -9,6 +9,9 @@ public struct FleetSpec: Sendable {
     public var groupSize: Int
     /// `mixed` (80% operator-v2, 10% operator-v1, 10% exec), or one kind for every instance.
     public var registrars = "mixed"
+    /// Entities per instance whose people connect Slack integrations of their own (see
+    /// `SimConfig.userIntegrations`); each workspace gets a channel for each.
+    public var userIntegrations = 0
 
     public init(instances: Int, workspaces: Int, sharedGroups: Int = 0, groupSize: Int = 5) {
         self.instances = instances
@@ -39,6 +42,8 @@ public struct IssuedFleet: Sendable {
         public let userKey: String
         public let registrar: String
         public let kubeToken: String
+        /// The entities besides the canary whose integrations the operator asks SlackFleet to watch.
+        public var watchedEntities: [String] = []
     }
 
     public var workspaces: [Workspace] = []
@@ -52,25 +57,30 @@ extension Simulator {
     @discardableResult
     public func buildFleet(_ spec: FleetSpec) -> IssuedFleet {
         withWorld { world in
+            world.config.userIntegrations = spec.userIntegrations
             var issued = IssuedFleet()
             for index in 0..<spec.workspaces {
                 let id = String(format: "TSIM%04d", index + 1)
                 let userID = String(format: "USIMADM%03d", index + 1)
                 let channelID = String(format: "CCANARY%03d", index + 1)
+                var channels = [channelID: SimChannel(id: channelID, name: "wandb-canary")]
+                for team in 0..<spec.userIntegrations {
+                    let userChannel = World.userChannelID(teamID: id, index: team)
+                    channels[userChannel] = SimChannel(id: userChannel, name: "team-\(team + 1)-alerts")
+                }
                 world.workspaces[id] = SimWorkspace(id: id, name: String(format: "sim-workspace-%02d", index + 1), userID: userID,
-                                                    channels: [channelID: SimChannel(id: channelID, name: "wandb-canary")],
-                                                    canaryChannelID: channelID)
+                                                    channels: channels, canaryChannelID: channelID)
                 let pair = world.issueConfigurationTokens(teamID: id, userID: userID)
                 // The bot of a small app that reads the canary channel.
                 let reader = SimApp(id: world.identifier("A"), teamID: id,
                                     manifest: ["display_information": ["name": "canary reader"],
-                                               "oauth_config": ["scopes": ["bot": ["channels:history", "chat:write"]]]],
+                                               "oauth_config": ["scopes": ["bot": .array(World.readerScopes.map(JSONValue.string))]]],
                                     clientID: world.clientID(), clientSecret: world.hex(16), signingSecret: world.hex(16),
                                     verificationToken: world.hex(12), createdAt: world.now)
                 world.apps[reader.id] = reader
                 let bot = "xoxb-" + world.hex(20)
                 world.tokens[bot] = SimToken(value: bot, kind: .bot, teamID: id, userID: userID, appID: reader.id, issuedAt: world.now,
-                                             scopes: ["channels:history", "chat:write"])
+                                             scopes: Set(World.readerScopes))
                 issued.workspaces.append(.init(id: id, name: world.workspaces[id]?.name ?? id, configToken: pair.token, refreshToken: pair.refresh,
                                                configTokenExpiresAt: world.tokens[pair.token]?.expiresAt ?? 0, botToken: bot, canaryChannel: channelID))
             }
@@ -84,6 +94,10 @@ extension Simulator {
                 let host = "https://\(name).wandb.fleet-sim.test"
                 var instance = SimInstance(name: name, teamID: workspace.id, hostURL: host, adminKey: world.hex(20), userKey: world.hex(20),
                                            registrar: kind, kubeToken: world.hex(24))
+                instance.entities[World.canaryEntity] = SimEntity(name: World.canaryEntity, isTeam: true)
+                for (entity, _) in World.userEntities(instance: instance, count: spec.userIntegrations) {
+                    instance.entities[entity] = SimEntity(name: entity, isTeam: true)
+                }
                 world.sequence += 1
                 switch kind {
                 case .operatorV2:
@@ -114,7 +128,8 @@ extension Simulator {
                 world.instances[name] = instance
                 issued.instances.append(.init(name: name, teamID: workspace.id, appGroup: group.map { "shared-\($0 + 1)" } ?? name, hostURL: host,
                                               adminKey: instance.adminKey, userKey: instance.userKey, registrar: kind.rawValue,
-                                              kubeToken: instance.kubeToken))
+                                              kubeToken: instance.kubeToken,
+                                              watchedEntities: World.userEntities(instance: instance, count: spec.userIntegrations).map(\.entity)))
             }
             return issued
         }

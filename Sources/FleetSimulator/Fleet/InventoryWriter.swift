@@ -52,6 +52,9 @@ public enum InventoryWriter {
                     allow_insecure_http: true
 
                 """
+            if !instance.watchedEntities.isEmpty {
+                out += "    watch_entities: [\(instance.watchedEntities.joined(separator: ", "))]\n"
+            }
             if instance.registrar == "exec" {
                 out += "    registrar:\n      kind: exec\n      command: [\((registerCommand + ["--instance", instance.name]).map(quoted).joined(separator: ", "))]\n      timeout: 30s\n"
             } else {
@@ -64,7 +67,7 @@ public enum InventoryWriter {
                           resource: wandb
 
                     """
-                if instance.registrar == "operator-v2" { out += "      deployment: wandb-api\n" }
+                out += "      deployment: wandb-api\n"
             }
         }
         guard FileManager.default.createFile(atPath: path, contents: Data(out.utf8), attributes: [.posixPermissions: 0o600]) else {

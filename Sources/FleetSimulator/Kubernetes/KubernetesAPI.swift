@@ -73,11 +73,11 @@ extension Simulator {
                         world.instances[name]?.pendingRollout = PendingRollout(completesAt: Date().addingTimeInterval(delay), credentials: nil)
                     }
                 default:
+                    // The v1 operator reconciles its values into `<release>-global-secret`, which the
+                    // api pods load with `envFrom` and no checksum annotation (wandb/helm-charts
+                    // charts/operator-wandb templates/global.yaml): nothing restarts until the api
+                    // Deployment is restarted, as for v2.
                     world.instances[name]?.resource = object
-                    // The v1 operator reconciles its values into the release's Secret and restarts the api pods.
-                    if group == "apps.wandb.com/v1", patch["spec"]?["values"]?["global"]?["slack"] != nil {
-                        world.instances[name]?.pendingRollout = PendingRollout(completesAt: Date().addingTimeInterval(delay), credentials: nil)
-                    }
                 }
                 return .json(object.body)
             default:

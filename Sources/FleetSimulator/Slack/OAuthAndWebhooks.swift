@@ -2,24 +2,24 @@ import Foundation
 
 extension Simulator {
     /// `GET /oauth/v2/authorize`: the page a person opens to install an app. The simulator plays
-    /// the person who clicks "Allow": a valid request is redirected to `redirect_uri` with a code.
+    /// the person who picks a channel (`channel`, a simulator parameter; the workspace's canary
+    /// channel without it) and clicks "Allow": a valid request is redirected to `redirect_uri`
+    /// with a code.
     func oauthAuthorize(_ request: SimRequest) -> SimResponse {
         withWorld { world in
-            guard let clientID = request.query["client_id"],
-                  let app = world.apps.values.first(where: { $0.clientID == clientID && !$0.deleted }) else {
-                return SimResponse.text("<html><body><h1>Something went wrong</h1><p>invalid_client_id</p></body></html>", status: 400, contentType: "text/html; charset=utf-8")
-            }
-            let configured = app.manifest["oauth_config"]?["redirect_urls"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let clientID = request.query["client_id"] ?? ""
+            let configured = world.apps.values.first { $0.clientID == clientID && !$0.deleted }?
+                .manifest["oauth_config"]?["redirect_urls"]?.arrayValue?.compactMap(\.stringValue) ?? []
             let redirect = request.query["redirect_uri"] ?? configured.first ?? ""
-            guard Simulator.redirectAllowed(redirect, configured: configured) else {
-                return SimResponse.text("<html><body><h1>Something went wrong when authorizing this app.</h1><p>bad_redirect_uri: redirect_uri did not match any configured URIs. Passed URI: \(redirect)</p></body></html>",
+            switch world.authorize(clientID: clientID, redirectURI: redirect, channelID: request.query["channel"], person: "a simulated person") {
+            case .failure(let failure):
+                return SimResponse.text("<html><body><h1>Something went wrong when authorizing this app.</h1><p>\(failure.code): \(failure.message)</p></body></html>",
                                         status: 400, contentType: "text/html; charset=utf-8")
+            case .success(let code):
+                var location = redirect + (redirect.contains("?") ? "&" : "?") + "code=\(code)"
+                if let state = request.query["state"] { location += "&state=\(state.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }
+                return SimResponse.text("", status: 302, contentType: "text/html", headers: [("Location", location)])
             }
-            let code = "\(world.identifier("", length: 12)).\(world.hex(8))"
-            world.oauthCodes[code] = (app.id, redirect, world.now + 600)
-            var location = redirect + (redirect.contains("?") ? "&" : "?") + "code=\(code)"
-            if let state = request.query["state"] { location += "&state=\(state.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }
-            return SimResponse.text("", status: 302, contentType: "text/html", headers: [("Location", location)])
         }
     }
 
@@ -33,7 +33,8 @@ extension Simulator {
         }
     }
 
-    /// `oauth.v2.access`: exchanges the authorize page's code for a bot token and an incoming webhook.
+    /// `oauth.v2.access`: exchanges the authorize page's code for a bot token and an incoming
+    /// webhook. Client ID and secret in Basic auth (preferred) or the form.
     func oauthAccess(_ arguments: SlackArguments, request: SimRequest, world: inout World) -> SimResponse {
         var clientID = arguments.string("client_id")
         var clientSecret = arguments.string("client_secret")
@@ -42,34 +43,43 @@ extension Simulator {
             let parts = decoded.split(separator: ":", maxSplits: 1).map(String.init)
             if parts.count == 2 { clientID = parts[0]; clientSecret = parts[1] }
         }
-        guard let clientID, let app = world.apps.values.first(where: { $0.clientID == clientID && !$0.deleted }) else {
+        switch world.exchange(clientID: clientID, clientSecret: clientSecret, code: arguments.string("code"), redirectURI: arguments.string("redirect_uri")) {
+        case .failure(let failure):
+            return Simulator.slackError(failure.code)
+        case .success(let installed):
+            let scopes = installed.app.manifest["oauth_config"]?["scopes"]?["bot"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let workspaceName = world.workspaces[installed.app.teamID]?.name ?? ""
+            return Simulator.slackOK([
+                "access_token": .string(installed.botToken), "token_type": "bot", "scope": .string(scopes.joined(separator: ",")),
+                "bot_user_id": .string("U" + installed.app.botID.dropFirst()), "app_id": .string(installed.app.id),
+                "team": ["id": .string(installed.app.teamID), "name": .string(installed.teamName)],
+                "incoming_webhook": [
+                    "channel": .string(installed.channelName),
+                    "channel_id": .string(installed.channelID),
+                    "configuration_url": .string("https://\(workspaceName).slack.com/services/\(installed.webhookPath.split(separator: "/")[1])"),
+                    "url": .string("\(world.baseURL)/services/\(installed.webhookPath)"),
+                ],
+            ])
+        }
+    }
+
+    /// `apps.uninstall` (Tier 1; client_id, client_secret, and a token of the installation;
+    /// errors per docs.slack.dev/reference/methods/apps.uninstall): "revokes all
+    /// tokens associated with a single installation" (slack-web-api.md, OAuth v2); the
+    /// installation's incoming webhooks die with it.
+    func uninstall(_ arguments: SlackArguments, world: inout World) -> SimResponse {
+        guard let value = arguments.token, let token = world.tokens[value], !token.revoked else { return Simulator.slackError("invalid_auth") }
+        guard let clientID = arguments.string("client_id"), let app = world.apps.values.first(where: { $0.clientID == clientID && !$0.deleted }) else {
             return Simulator.slackError("invalid_client_id")
         }
-        guard clientSecret == app.clientSecret else { return Simulator.slackError("bad_client_secret") }
-        guard let code = arguments.string("code"), let issued = world.oauthCodes.removeValue(forKey: code),
-              issued.appID == app.id, issued.expiresAt > world.now else { return Simulator.slackError("invalid_code") }
-        if let redirect = arguments.string("redirect_uri"), redirect != issued.redirectURI { return Simulator.slackError("bad_redirect_uri") }
-        guard let workspace = world.workspaces[app.teamID] else { return Simulator.slackError("invalid_team") }
-        let scopes = app.manifest["oauth_config"]?["scopes"]?["bot"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let botToken = "xoxb-" + world.hex(20)
-        world.tokens[botToken] = SimToken(value: botToken, kind: .bot, teamID: app.teamID, userID: workspace.userID, appID: app.id,
-                                          issuedAt: world.now, scopes: Set(scopes))
-        var fields: [String: JSONValue] = [
-            "access_token": .string(botToken), "token_type": "bot", "scope": .string(scopes.joined(separator: ",")),
-            "bot_user_id": .string(world.identifier("U")), "app_id": .string(app.id),
-            "team": ["id": .string(workspace.id), "name": .string(workspace.name)],
-        ]
-        if scopes.contains("incoming-webhook") {
-            let path = "\(workspace.id)/\(world.identifier("B"))/\(world.hex(12))"
-            world.apps[app.id]?.webhooks[path] = workspace.canaryChannelID
-            fields["incoming_webhook"] = [
-                "channel": .string("#" + (workspace.channels[workspace.canaryChannelID]?.name ?? "alerts")),
-                "channel_id": .string(workspace.canaryChannelID),
-                "configuration_url": .string("https://\(workspace.name).slack.com/services/\(path.split(separator: "/")[1])"),
-                "url": .string("\(world.baseURL)/services/\(path)"),
-            ]
-        }
-        return Simulator.slackOK(fields)
+        guard arguments.string("client_secret") == app.clientSecret else { return Simulator.slackError("bad_client_secret") }
+        guard token.appID == app.id else { return Simulator.slackError("client_id_token_mismatch") }
+        world.apps[app.id]?.uninstalled = true
+        for path in app.webhooks.keys { world.apps[app.id]?.webhooks[path]?.revoked = true }
+        for (key, other) in world.tokens where other.appID == app.id && other.kind == .bot { world.tokens[key]?.revoked = true }
+        world.mutations["slack:uninstall", default: []].insert(app.id)
+        world.note(team: app.teamID, cause: "apps.uninstall of \(app.id)")
+        return Simulator.slackOK()
     }
 
     /// `POST /services/T.../B.../X...`: an incoming webhook, answering in plain text as Slack does.
@@ -77,14 +87,14 @@ extension Simulator {
         let path = segments.dropFirst().joined(separator: "/")
         return withWorld { world in
             guard request.method == "POST" else { return SimResponse.text("invalid_payload", status: 400) }
-            guard let app = world.apps.values.first(where: { $0.webhooks[path] != nil }) else {
+            guard let app = world.apps.values.first(where: { $0.webhooks[path] != nil }), let webhook = app.webhooks[path] else {
                 return SimResponse.text("no_service", status: 404)
             }
-            guard !app.deleted else { return SimResponse.text("no_active_hooks", status: 404) }
+            guard !app.deleted, !app.uninstalled, !webhook.revoked else { return SimResponse.text("no_active_hooks", status: 404) }
             if let storm = world.faults["workspace:\(app.teamID)"], storm.rateLimitStorm {
                 return SimResponse.text("rate_limited", status: 429, headers: [("Retry-After", "30")])
             }
-            guard let channelID = app.webhooks[path], let channel = world.workspaces[app.teamID]?.channels[channelID] else {
+            guard let channel = world.workspaces[app.teamID]?.channels[webhook.channelID] else {
                 return SimResponse.text("channel_not_found", status: 404)
             }
             if channel.archived { return SimResponse.text("channel_is_archived", status: 410) }
@@ -92,7 +102,7 @@ extension Simulator {
                 return SimResponse.text("invalid_payload", status: 400)
             }
             guard let text = payload["text"]?.stringValue, !text.isEmpty else { return SimResponse.text("no_text", status: 400) }
-            world.post(text, teamID: app.teamID, channelID: channelID, by: "webhook", delay: 0)
+            world.post(text, teamID: app.teamID, channelID: webhook.channelID, by: app.botID, delay: 0, app: app)
             return SimResponse.text("ok", status: 200)
         }
     }

@@ -7,6 +7,8 @@ extension Simulator {
         "apps.manifest.export": .tier3, "apps.manifest.validate": .tier3,
         "tooling.tokens.rotate": .special, "auth.test": .special,
         "conversations.history": .tier3, "chat.postMessage": .special, "oauth.v2.access": .tier4,
+        // docs.slack.dev/reference/methods/apps.uninstall, bots.info, conversations.info
+        "apps.uninstall": .tier1, "bots.info": .tier3, "conversations.info": .tier3,
     ]
 
     /// The envelope of a failure: HTTP 200, `ok: false`.
@@ -45,7 +47,15 @@ extension Simulator {
         withWorld { world in
             // Methods that authenticate with something other than a token.
             if method == "tooling.tokens.rotate" { return rotateTokens(arguments, tier: tier, world: &world) }
-            if method == "oauth.v2.access" { return oauthAccess(arguments, request: request, world: &world) }
+            if method == "oauth.v2.access" {
+                // Limited like every method, per workspace: the app's, when the client ID names one.
+                let clientID = arguments.string("client_id") ?? Simulator.basicUser(request)
+                if let app = world.apps.values.first(where: { $0.clientID == clientID }),
+                   let wait = world.rateLimiter.take(team: app.teamID, method: method, tier: tier, now: world.now, config: world.config) {
+                    return Simulator.rateLimited(retryAfter: wait)
+                }
+                return oauthAccess(arguments, request: request, world: &world)
+            }
 
             guard let value = arguments.token else { return Simulator.slackError("not_authed") }
             guard let token = world.tokens[value] else { return Simulator.slackError("invalid_auth") }
@@ -69,18 +79,39 @@ extension Simulator {
                 ]
                 if token.kind == .bot, let appID = token.appID { fields["bot_id"] = .string("B" + appID.dropFirst()) }
                 return Simulator.slackOK(fields)
-            case "conversations.history", "chat.postMessage":
+            case "apps.uninstall":
+                return uninstall(arguments, world: &world)
+            case "conversations.history", "chat.postMessage", "conversations.info", "bots.info":
                 guard token.kind == .bot || token.kind == .user else { return Simulator.slackError("not_allowed_token_type") }
-                let scope = method == "chat.postMessage" ? "chat:write" : "channels:history"
+                // Scopes per method (docs.slack.dev/reference/methods/*): a private channel is read
+                // with groups:history / groups:read, a public one with channels:history / channels:read.
+                let channel = arguments.string("channel").flatMap { world.workspaces[token.teamID]?.channels[$0] }
+                let scope: String
+                switch method {
+                case "chat.postMessage": scope = "chat:write"
+                case "bots.info": scope = "users:read"
+                case "conversations.info": scope = channel?.isPrivate == true ? "groups:read" : "channels:read"
+                default: scope = channel?.isPrivate == true ? "groups:history" : "channels:history"
+                }
                 guard token.scopes.contains(scope) else { return Simulator.slackError("missing_scope", ["needed": .string(scope)]) }
-                return method == "chat.postMessage"
-                    ? postMessage(arguments, teamID: token.teamID, world: &world)
-                    : history(arguments, teamID: token.teamID, world: &world)
+                switch method {
+                case "chat.postMessage": return postMessage(arguments, teamID: token.teamID, world: &world)
+                case "bots.info": return botInfo(arguments, teamID: token.teamID, world: world)
+                case "conversations.info": return conversationInfo(arguments, teamID: token.teamID, world: world)
+                default: return history(arguments, teamID: token.teamID, world: &world)
+                }
             default:
                 guard token.kind == .configuration else { return Simulator.slackError("not_allowed_token_type") }
                 return manifestMethod(method, arguments, token: token, world: &world)
             }
         }
+    }
+
+    /// The user of a Basic Authorization header (oauth.v2.access takes the client ID there).
+    static func basicUser(_ request: SimRequest) -> String? {
+        guard let header = request.headers["authorization"], header.lowercased().hasPrefix("basic "),
+              let decoded = Data(base64Encoded: String(header.dropFirst(6))).flatMap({ String(data: $0, encoding: .utf8) }) else { return nil }
+        return decoded.split(separator: ":", maxSplits: 1).first.map(String.init)
     }
 
     static func rateLimited(retryAfter seconds: Double) -> SimResponse {
@@ -131,7 +162,7 @@ extension Simulator {
             let permissionsUpdated = Simulator.permissionFields(app.manifest) != Simulator.permissionFields(manifest)
             world.apps[appID]?.manifest = manifest
             world.mutations["slack:update", default: []].insert(appID)
-            world.noteDelivery(team: token.teamID, cause: "apps.manifest.update of \(appID)")
+            world.note(team: token.teamID, cause: "apps.manifest.update of \(appID)")
             return Simulator.slackOK(["app_id": .string(appID), "permissions_updated": .bool(permissionsUpdated)])
         case "apps.manifest.export":
             guard let appID = arguments.string("app_id") else { return Simulator.slackError("invalid_app_id") }
@@ -152,7 +183,7 @@ extension Simulator {
             guard let app = world.apps[appID], !app.deleted, app.teamID == token.teamID else { return Simulator.slackError("app_not_found") }
             world.apps[appID]?.deleted = true
             world.mutations["slack:delete", default: []].insert(appID)
-            world.noteDelivery(team: token.teamID, cause: "apps.manifest.delete of \(appID)")
+            world.note(team: token.teamID, cause: "apps.manifest.delete of \(appID)")
             return Simulator.slackOK()
         default:
             return Simulator.slackError("unknown_method")
@@ -242,6 +273,25 @@ extension Simulator {
         return Simulator.slackOK(["channel": .string(channelID), "ts": .string(message.ts), "message": ["type": "message", "text": .string(text), "ts": .string(message.ts)]])
     }
 
+    /// `bots.info`: the app a bot belongs to (`bot.app_id`), as docs.slack.dev describes it.
+    private func botInfo(_ arguments: SlackArguments, teamID: String, world: World) -> SimResponse {
+        guard let botID = arguments.string("bot"), let app = world.apps.values.first(where: { $0.botID == botID && $0.teamID == teamID }) else {
+            return Simulator.slackError("bot_not_found")
+        }
+        return Simulator.slackOK(["bot": ["id": .string(botID), "app_id": .string(app.id), "deleted": .bool(app.deleted),
+                                          "name": .string(app.manifest["display_information"]?["name"]?.stringValue ?? ""),
+                                          "updated": .integer(Int64(app.createdAt))]])
+    }
+
+    /// `conversations.info`: a channel's name and whether it is private or archived.
+    private func conversationInfo(_ arguments: SlackArguments, teamID: String, world: World) -> SimResponse {
+        guard let channelID = arguments.string("channel"), let channel = world.workspaces[teamID]?.channels[channelID] else {
+            return Simulator.slackError("channel_not_found")
+        }
+        return Simulator.slackOK(["channel": ["id": .string(channel.id), "name": .string(channel.name), "is_channel": .bool(!channel.isPrivate),
+                                              "is_private": .bool(channel.isPrivate), "is_archived": .bool(channel.archived)]])
+    }
+
     private func history(_ arguments: SlackArguments, teamID: String, world: inout World) -> SimResponse {
         guard let channelID = arguments.string("channel"), let channel = world.workspaces[teamID]?.channels[channelID] else {
             return Simulator.slackError("channel_not_found")
@@ -265,7 +315,19 @@ extension Simulator {
         let hasMore = start + page.count < visible.count
         let next = hasMore ? Data("offset:\(start + page.count)".utf8).base64EncodedString() : ""
         return Simulator.slackOK([
-            "messages": .array(page.map { ["type": "message", "ts": .string($0.ts), "text": .string($0.text), "user": .string($0.sentBy)] }),
+            "messages": .array(page.map { message in
+                var fields: [String: JSONValue] = ["type": "message", "ts": .string(message.ts), "text": .string(message.text)]
+                if let botID = message.botID {
+                    // An app's post: `subtype: bot_message` with `bot_id` (bot_message event docs);
+                    // `app_id` only when the switch says Slack adds it.
+                    fields["subtype"] = "bot_message"
+                    fields["bot_id"] = .string(botID)
+                    if world.config.messageAppID, let appID = message.appID { fields["app_id"] = .string(appID) }
+                } else {
+                    fields["user"] = .string(message.sentBy)
+                }
+                return .object(fields)
+            }),
             "has_more": .bool(hasMore),
             "response_metadata": ["next_cursor": .string(next)],
         ])
@@ -286,11 +348,12 @@ extension World {
 
     /// Posts a message, visible after `delay` real seconds.
     @discardableResult
-    mutating func post(_ text: String, teamID: String, channelID: String, by sender: String, delay: Double) -> SimMessage {
+    /// `app`: the app whose incoming webhook posts it (a `bot_message` of the app's bot).
+    mutating func post(_ text: String, teamID: String, channelID: String, by sender: String, delay: Double, app: SimApp? = nil) -> SimMessage {
         sequence += 1
         let now = self.now
         let ts = String(format: "%.6f", floor(now) + Double(sequence % 1_000_000) / 1_000_000)
-        let message = SimMessage(ts: ts, text: text, visibleAt: now + delay * config.timeScale, sentBy: sender)
+        let message = SimMessage(ts: ts, text: text, visibleAt: now + delay * config.timeScale, sentBy: sender, botID: app?.botID, appID: app?.id)
         workspaces[teamID]?.channels[channelID]?.messages.append(message)
         return message
     }

@@ -30,15 +30,16 @@ extension Simulator {
     func serverInfo(instance name: String) -> WandbGraphQL.ServerInfo? {
         withWorld { world in
             world.settle(name)
-            return world.instances[name].map { WandbGraphQL.ServerInfo(slackClientID: $0.effectiveClientID, frontendHost: $0.hostURL) }
+            // `ServerInfo.slackClientID` is `String!`: empty when no Slack app is configured.
+            return world.instances[name].map { WandbGraphQL.ServerInfo(slackClientID: $0.effectiveClientID ?? "", frontendHost: $0.hostURL) }
         }
     }
 
-    /// What `notifyScriptableRunAlert` does: throttle repeats of a title, then post to the
-    /// workspace's canary channel, after a delay, if and only if the instance's running Slack
-    /// credentials belong to a live app whose redirect URLs cover the instance's host and whose
-    /// bot scopes include incoming-webhook. Like W&B, it reports success either way.
-    func sendAlert(instance name: String, title: String, text: String, severity: String, runName: String, waitDuration: Double?) -> Bool {
+    /// What `notifyScriptableRunAlert` does: throttle repeats of a title, then post through each
+    /// Slack integration of the entity, via its incoming webhook, after a delay. With no
+    /// integration nothing is posted; a webhook of a deleted or uninstalled app posts nothing.
+    /// Like W&B, it reports success either way (wandb-server.md: `success: true` whatever Slack did).
+    func sendAlert(instance name: String, entity: String, title: String, text: String, severity: String, runName: String, waitDuration: Double?) -> Bool {
         withWorld { world in
             world.settle(name)
             guard let instance = world.instances[name] else { return false }
@@ -48,46 +49,76 @@ extension Simulator {
             }
             world.instances[name]?.alertTitles[title] = now
             world.instances[name]?.alertsSent += 1
-            guard world.canDeliver(name), let workspace = world.workspaces[instance.teamID] else { return true }
-            world.instances[name]?.alertsDelivered += 1
-            world.post("[\(severity)] \(title)\n\(text)\n(run \(runName) on \(instance.hostURL))", teamID: workspace.id,
-                       channelID: workspace.canaryChannelID, by: "wandb", delay: world.config.alertDelay)
+            var delivered = false
+            for integration in instance.integrations where integration.entity == entity && world.delivers(integration) {
+                guard let app = world.apps[integration.appID] else { continue }
+                delivered = true
+                world.post("[\(severity)] \(title)\n\(text)\n(run \(runName) on \(instance.hostURL))", teamID: integration.teamID,
+                           channelID: integration.channelID, by: app.botID, delay: world.config.alertDelay, app: app)
+            }
+            if delivered { world.instances[name]?.alertsDelivered += 1 }
+            return true
+        }
+    }
+
+    /// The Slack integrations of an entity on an instance; nil when the entity does not exist.
+    func integrations(instance name: String, entity: String) -> [SimIntegration]? {
+        withWorld { world in
+            guard let instance = world.instances[name], instance.entities[entity] != nil else { return nil }
+            return instance.integrations.filter { $0.entity == entity }
+        }
+    }
+
+    func entity(instance name: String, entity: String) -> SimEntity? {
+        withWorld { world in world.instances[name]?.entities[entity] }
+    }
+
+    /// Every entity of an instance, by name; nil when `Query.entities` is switched off.
+    func entities(instance name: String) -> [SimEntity]? {
+        withWorld { world in
+            guard world.config.entitiesQuery else { return nil }
+            return world.instances[name]?.entities.values.sorted { $0.name < $1.name }
+        }
+    }
+
+    func createSlackIntegration(instance name: String, entity: String, code: String, redirectURI: String) -> Result<SimIntegration, ConnectFailure> {
+        withWorld { world in world.createSlackIntegration(instance: name, entity: entity, code: code, redirectURI: redirectURI) }
+    }
+
+    /// `deleteIntegration`: a person removes an integration in W&B's settings.
+    func deleteIntegration(instance name: String, id: String) -> Bool {
+        withWorld { world in
+            guard let index = world.instances[name]?.integrations.firstIndex(where: { $0.id == id }) else { return false }
+            world.instances[name]?.integrations.remove(at: index)
+            world.note(names: [name], cause: "an integration deleted in W&B's settings")
             return true
         }
     }
 }
 
 extension World {
-    /// Whether an alert from `name` would reach Slack now.
-    func canDeliver(_ name: String) -> Bool {
-        guard let instance = instances[name], let clientID = instance.effectiveClientID, let secret = instance.effectiveSecret,
-              let app = apps.values.first(where: { $0.clientID == clientID && !$0.deleted }) else { return false }
-        guard app.clientSecret == secret, app.teamID == instance.teamID else { return false }
-        let scopes = app.manifest["oauth_config"]?["scopes"]?["bot"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let redirects = app.manifest["oauth_config"]?["redirect_urls"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        return scopes.contains("incoming-webhook") && Simulator.redirectAllowed(instance.hostURL, configured: redirects)
-    }
-
-    /// Notes whether each instance of `teamID` (or the named ones) can still deliver alerts
-    /// after `cause`: an instance that could and no longer can has a credential gap, which
-    /// tests read from the control API (`delivery_losses`).
-    mutating func noteDelivery(team teamID: String? = nil, names: [String]? = nil, cause: String) {
+    /// Notes, after `cause`, what each instance of `teamID` (or the named ones) can still do:
+    /// delivery paths lost (integrations lost) and whether a new connection still works (a
+    /// moment where none would is a connect gap).
+    mutating func note(team teamID: String? = nil, names: [String]? = nil, cause: String) {
         let affected = names ?? instances.values.filter { teamID == nil || $0.teamID == teamID }.map(\.name)
+        noteIntegrations(names: affected, cause: cause)
         for name in affected {
             settle(name, noting: false)
-            let now = canDeliver(name)
-            if instances[name]?.couldDeliver == true, !now {
-                instances[name]?.deliveryLosses += 1
-                instances[name]?.lastDeliveryLoss = cause
+            let now = canConnect(name)
+            if instances[name]?.couldConnect == true, !now {
+                instances[name]?.connectLosses += 1
+                instances[name]?.lastConnectLoss = cause
             }
-            instances[name]?.couldDeliver = now
+            instances[name]?.couldConnect = now
+            if now { peopleConnect(name) }
         }
     }
 
     /// Applies a rollout whose time has come: the new pods read their credentials now.
     mutating func settle(_ name: String, noting: Bool = true) {
         guard let pending = instances[name]?.pendingRollout, Date() >= pending.completesAt else { return }
-        defer { if noting { noteDelivery(names: [name], cause: "a rollout of \(name) completed") } }
+        defer { if noting { note(names: [name], cause: "a rollout of \(name) completed") } }
         instances[name]?.pendingRollout = nil
         if let credentials = pending.credentials {
             instances[name]?.effectiveClientID = credentials.clientID

@@ -26,8 +26,30 @@ final class WandbGraphQL: @unchecked Sendable {
     }
 
     struct ServerInfo: Sendable {
-        let slackClientID: String?
+        let slackClientID: String
         let frontendHost: String
+    }
+
+    /// One edge of a connection: the item and its cursor.
+    struct Edge: Sendable {
+        let cursor: String
+        let node: any Sendable
+    }
+
+    /// A page of a connection (`edges`, `pageInfo`).
+    struct Page: Sendable {
+        let edges: [Edge]
+        let hasNextPage: Bool
+    }
+
+    /// `first`/`after` paging over `items`, by position: the cursor is the item's index.
+    static func page(_ items: [any Sendable], first: Int?, after: String?) -> Page {
+        let start = after.flatMap { Data(base64Encoded: $0) }.flatMap { String(data: $0, encoding: .utf8) }
+            .flatMap { $0.hasPrefix("cursor:") ? Int($0.dropFirst(7)) : nil }.map { $0 + 1 } ?? 0
+        let count = max(0, min(first ?? 50, 100))
+        let slice = Array(items.enumerated().dropFirst(start).prefix(count))
+        return Page(edges: slice.map { Edge(cursor: Data("cursor:\($0.offset)".utf8).base64EncodedString(), node: $0.element) },
+                    hasNextPage: start + slice.count < items.count)
     }
 
     init() throws {
@@ -36,8 +58,9 @@ final class WandbGraphQL: @unchecked Sendable {
             "username": GraphQLField(type: GraphQLString) { source, _, _, _ in (source as? Viewer)?.username },
             "admin": GraphQLField(type: GraphQLBoolean) { source, _, _, _ in (source as? Viewer)?.admin },
         ])
+        // `ServerInfo.slackClientID` is `String!` (wandb-js src/gql/graphql.ts): empty when unset.
         let serverInfo = try GraphQLObjectType(name: "ServerInfo", fields: [
-            "slackClientID": GraphQLField(type: GraphQLString) { source, _, _, _ in (source as? ServerInfo)?.slackClientID },
+            "slackClientID": GraphQLField(type: GraphQLNonNull(GraphQLString)) { source, _, _, _ in (source as? ServerInfo)?.slackClientID },
             "frontendHost": GraphQLField(type: GraphQLString) { source, _, _, _ in (source as? ServerInfo)?.frontendHost },
         ])
         let severity = try GraphQLEnumType(name: "AlertSeverity", values: [
@@ -58,6 +81,58 @@ final class WandbGraphQL: @unchecked Sendable {
             "success": GraphQLField(type: GraphQLNonNull(GraphQLBoolean)) { source, _, _, _ in (source as? [String: String])?["success"] == "true" },
             "clientMutationId": GraphQLField(type: GraphQLString) { source, _, _, _ in (source as? [String: String])?["clientMutationId"] },
         ])
+
+        // Integrations, as W&B's published schema has them (wandb-js src/gql/graphql.ts;
+        // wandb/wandb tools/graphql_codegen/automations/queries.graphql): an `Integration`
+        // interface; `SlackIntegration {id teamName channelName}` (no webhook, no app ID); and a
+        // generic webhook kind, so a client must tell them apart by `__typename`.
+        let integration = try GraphQLInterfaceType(name: "Integration", fields: [
+            "id": GraphQLField(type: GraphQLNonNull(GraphQLID)),
+        ], resolveType: { value, _ in value is SimIntegration ? "SlackIntegration" : "GenericWebhookIntegration" })
+        let slackIntegration = try GraphQLObjectType(name: "SlackIntegration", fields: [
+            "id": GraphQLField(type: GraphQLNonNull(GraphQLID)) { source, _, _, _ in (source as? SimIntegration)?.id },
+            "teamName": GraphQLField(type: GraphQLNonNull(GraphQLString)) { source, _, _, _ in (source as? SimIntegration)?.teamName },
+            "channelName": GraphQLField(type: GraphQLNonNull(GraphQLString)) { source, _, _, _ in (source as? SimIntegration)?.channelName },
+        ], interfaces: [integration], isTypeOf: { source, _ in source is SimIntegration })
+        let webhookIntegration = try GraphQLObjectType(name: "GenericWebhookIntegration", fields: [
+            "id": GraphQLField(type: GraphQLNonNull(GraphQLID)) { source, _, _, _ in (source as? GenericWebhook)?.id },
+            "name": GraphQLField(type: GraphQLNonNull(GraphQLString)) { source, _, _, _ in (source as? GenericWebhook)?.name },
+            "urlEndpoint": GraphQLField(type: GraphQLNonNull(GraphQLString)) { source, _, _, _ in (source as? GenericWebhook)?.url },
+        ], interfaces: [integration], isTypeOf: { source, _ in source is GenericWebhook })
+        let pageInfo = try GraphQLObjectType(name: "PageInfo", fields: [
+            "endCursor": GraphQLField(type: GraphQLString) { source, _, _, _ in (source as? Page)?.edges.last?.cursor },
+            "hasNextPage": GraphQLField(type: GraphQLNonNull(GraphQLBoolean)) { source, _, _, _ in (source as? Page)?.hasNextPage },
+        ])
+        let integrationEdge = try GraphQLObjectType(name: "IntegrationEdge", fields: [
+            "cursor": GraphQLField(type: GraphQLNonNull(GraphQLString)) { source, _, _, _ in (source as? Edge)?.cursor },
+            "node": GraphQLField(type: integration) { source, _, _, _ in (source as? Edge)?.node },
+        ])
+        let integrationConnection = try GraphQLObjectType(name: "IntegrationConnection", fields: [
+            "edges": GraphQLField(type: GraphQLNonNull(GraphQLList(GraphQLNonNull(integrationEdge)))) { source, _, _, _ in (source as? Page)?.edges },
+            "pageInfo": GraphQLField(type: GraphQLNonNull(pageInfo)) { source, _, _, _ in source as? Page },
+        ])
+        let connectionArgs: GraphQLArgumentConfigMap = [
+            "after": GraphQLArgument(type: GraphQLString), "before": GraphQLArgument(type: GraphQLString),
+            "first": GraphQLArgument(type: GraphQLInt), "last": GraphQLArgument(type: GraphQLInt),
+        ]
+        let entity = try GraphQLObjectType(name: "Entity", fields: [
+            "id": GraphQLField(type: GraphQLNonNull(GraphQLID)) { source, _, _, _ in (source as? EntityRef).map { Data("Entity:\($0.entity.name)".utf8).base64EncodedString() } },
+            "name": GraphQLField(type: GraphQLNonNull(GraphQLString)) { source, _, _, _ in (source as? EntityRef)?.entity.name },
+            "isTeam": GraphQLField(type: GraphQLNonNull(GraphQLBoolean)) { source, _, _, _ in (source as? EntityRef)?.entity.isTeam },
+            "integrations": GraphQLField(type: integrationConnection, args: connectionArgs) { source, args, _, _ in
+                guard let ref = source as? EntityRef else { return nil }
+                let items: [any Sendable] = (ref.simulator.integrations(instance: ref.instance, entity: ref.entity.name) ?? []) + ref.webhooks
+                return WandbGraphQL.page(items, first: args["first"].int, after: args["after"].string)
+            },
+        ])
+        let entityEdge = try GraphQLObjectType(name: "EntityEdge", fields: [
+            "cursor": GraphQLField(type: GraphQLNonNull(GraphQLString)) { source, _, _, _ in (source as? Edge)?.cursor },
+            "node": GraphQLField(type: entity) { source, _, _, _ in (source as? Edge)?.node },
+        ])
+        // `EntityConnection` has edges and no pageInfo in the published schema.
+        let entityConnection = try GraphQLObjectType(name: "EntityConnection", fields: [
+            "edges": GraphQLField(type: GraphQLNonNull(GraphQLList(GraphQLNonNull(entityEdge)))) { source, _, _, _ in (source as? Page)?.edges },
+        ])
         let query = try GraphQLObjectType(name: "Query", fields: [
             "viewer": GraphQLField(type: viewer) { _, _, context, _ in
                 guard let context = context as? Context else { return nil }
@@ -67,6 +142,37 @@ final class WandbGraphQL: @unchecked Sendable {
                 guard let context = context as? Context else { return nil }
                 return context.simulator.serverInfo(instance: context.instance)
             },
+            "entity": GraphQLField(type: entity, args: ["name": GraphQLArgument(type: GraphQLString), "login": GraphQLArgument(type: GraphQLBoolean)]) { _, args, context, _ in
+                guard let context = context as? Context, let name = args["name"].string,
+                      let found = context.simulator.entity(instance: context.instance, entity: name) else { return nil }
+                return EntityRef(simulator: context.simulator, instance: context.instance, entity: found)
+            },
+            "entities": GraphQLField(type: entityConnection, args: connectionArgs.merging(["order": GraphQLArgument(type: GraphQLString)]) { first, _ in first }) { _, args, context, _ in
+                guard let context = context as? Context else { return nil }
+                guard let all = context.simulator.entities(instance: context.instance) else {
+                    throw SimulatorError("permission denied: listing every entity is not allowed on this server")
+                }
+                let refs: [any Sendable] = all.map { EntityRef(simulator: context.simulator, instance: context.instance, entity: $0) }
+                return WandbGraphQL.page(refs, first: args["first"].int, after: args["after"].string)
+            },
+        ])
+        let createInput = try GraphQLInputObjectType(name: "CreateSlackIntegrationInput", fields: [
+            "clientMutationId": InputObjectField(type: GraphQLString),
+            "code": InputObjectField(type: GraphQLNonNull(GraphQLString)),
+            "entityName": InputObjectField(type: GraphQLNonNull(GraphQLString)),
+            "redirectURI": InputObjectField(type: GraphQLNonNull(GraphQLString)),
+        ])
+        let createPayload = try GraphQLObjectType(name: "CreateIntegrationPayload", fields: [
+            "clientMutationId": GraphQLField(type: GraphQLString) { _, _, _, _ in nil as String? },
+            "integration": GraphQLField(type: GraphQLNonNull(integration)) { source, _, _, _ in source as? SimIntegration },
+        ])
+        let deleteInput = try GraphQLInputObjectType(name: "DeleteIntegrationInput", fields: [
+            "clientMutationId": InputObjectField(type: GraphQLString),
+            "id": InputObjectField(type: GraphQLNonNull(GraphQLID)),
+        ])
+        let deletePayload = try GraphQLObjectType(name: "DeleteIntegrationPayload", fields: [
+            "clientMutationId": GraphQLField(type: GraphQLString) { _, _, _, _ in nil as String? },
+            "success": GraphQLField(type: GraphQLBoolean) { source, _, _, _ in source as? Bool },
         ])
         let mutation = try GraphQLObjectType(name: "Mutation", fields: [
             "notifyScriptableRunAlert": GraphQLField(
@@ -75,15 +181,47 @@ final class WandbGraphQL: @unchecked Sendable {
             ) { _, args, context, _ in
                 guard let context = context as? Context, let fields = args["input"].dictionary else { return nil }
                 let success = context.simulator.sendAlert(
-                    instance: context.instance, title: fields["title"]?.string ?? "", text: fields["text"]?.string ?? "",
-                    severity: fields["severity"]?.string ?? "INFO", runName: fields["runName"]?.string ?? "",
+                    instance: context.instance, entity: fields["entityName"]?.string ?? "", title: fields["title"]?.string ?? "",
+                    text: fields["text"]?.string ?? "", severity: fields["severity"]?.string ?? "INFO", runName: fields["runName"]?.string ?? "",
                     waitDuration: fields["waitDuration"]?.double)
                 return ["success": success ? "true" : "false", "clientMutationId": fields["clientMutationId"]?.string ?? ""]
             },
+            // W&B exchanges the code with its running client ID and secret and stores the
+            // installation's webhook; Slack's refusal is W&B's error.
+            "createSlackIntegration": GraphQLField(type: createPayload, args: ["input": GraphQLArgument(type: GraphQLNonNull(createInput))]) { _, args, context, _ in
+                guard let context = context as? Context, let fields = args["input"].dictionary else { return nil }
+                switch context.simulator.createSlackIntegration(instance: context.instance, entity: fields["entityName"]?.string ?? "",
+                                                                code: fields["code"]?.string ?? "", redirectURI: fields["redirectURI"]?.string ?? "") {
+                case .success(let created): return created
+                case .failure(let failure): throw SimulatorError("could not connect Slack: \(failure.code)")
+                }
+            },
+            "deleteIntegration": GraphQLField(type: deletePayload, args: ["input": GraphQLArgument(type: GraphQLNonNull(deleteInput))]) { _, args, context, _ in
+                guard let context = context as? Context, context.admin, let id = args["input"].dictionary?["id"]?.string else { return false }
+                return context.simulator.deleteIntegration(instance: context.instance, id: id)
+            },
         ])
-        schema = try GraphQLSchema(query: query, mutation: mutation)
+        schema = try GraphQLSchema(query: query, mutation: mutation, types: [slackIntegration, webhookIntegration])
         let problems = validateSchema(schema: schema)
         guard problems.isEmpty else { throw SimulatorError("the W&B GraphQL schema is invalid: \(problems)") }
+    }
+
+    /// An entity of one instance, as the GraphQL resolvers pass it along.
+    struct EntityRef: Sendable {
+        let simulator: Simulator
+        let instance: String
+        let entity: SimEntity
+        /// A generic webhook integration beside the Slack ones of the canary entity, so clients
+        /// meet the other kind (GenericWebhookIntegration in the published schema).
+        var webhooks: [any Sendable] {
+            entity.name == World.canaryEntity ? [GenericWebhook(id: Data("Integration:webhook-\(instance)".utf8).base64EncodedString(), name: "pager", url: "https://pager.example.com/hook")] : []
+        }
+    }
+
+    struct GenericWebhook: Sendable {
+        let id: String
+        let name: String
+        let url: String
     }
 
     /// The document of `query`, parsed and validated against the schema, from the cache if seen.

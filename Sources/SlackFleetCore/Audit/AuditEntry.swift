@@ -13,6 +13,9 @@ public enum AuditPhase: String, Codable, Sendable, CaseIterable {
     case recovered
     /// What a dry run would do; nothing was attempted.
     case planned
+    /// Something a person did that SlackFleet saw (a Slack integration connected); SlackFleet
+    /// changed nothing.
+    case observed
 }
 
 /// A change to record, before the log gives it a place in the chain.

@@ -218,6 +218,15 @@ public enum AppRepository {
         }
     }
 
+    /// Makes a pending app `previous`: a rolled-back blue/green app that people connected
+    /// integrations through, kept until they connect them again.
+    public static func demote(_ app: App, in store: FleetStore) throws {
+        try store.write("keeping app \(app.slackAppID ?? "") as previous") { db in
+            let now = Timestamp.now()
+            try db.execute(sql: "UPDATE app SET stage = 'previous', stage_changed_at = ?, updated_at = ? WHERE id = ?", arguments: [now, now, app.id])
+        }
+    }
+
     /// Marks an app `retired`: deleted from Slack (or, for a superseded secret of a live app, no
     /// longer used); its row stays for the record.
     public static func retire(_ app: App, in store: FleetStore) throws {

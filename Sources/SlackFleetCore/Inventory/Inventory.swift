@@ -67,6 +67,9 @@ public struct Instance: Sendable, Equatable {
     public var apiKey: SecretReference
     /// Where verify-delivery sends its test alerts.
     public var canary: Canary?
+    /// W&B entities besides the canary whose Slack integrations SlackFleet watches: a blue/green
+    /// rotation never deletes an app while an integration from before it remains on one of them.
+    public var watchEntities: [String]
     /// Free-form labels for selection (`--label env=prod`).
     public var labels: [String: String]
     /// How the Slack credentials reach the instance.
@@ -77,7 +80,7 @@ public struct Instance: Sendable, Equatable {
     public var enabled: Bool
 
     public init(name: String, baseURL: String, hostURLs: [String], ipAllowlist: [String] = [], workspaceID: String,
-                appGroup: String? = nil, apiKey: SecretReference, canary: Canary? = nil, labels: [String: String] = [:],
+                appGroup: String? = nil, apiKey: SecretReference, canary: Canary? = nil, watchEntities: [String] = [], labels: [String: String] = [:],
                 registrar: Registrar, allowInsecureHTTP: Bool = false, enabled: Bool = true) {
         self.name = name
         self.baseURL = baseURL
@@ -87,6 +90,7 @@ public struct Instance: Sendable, Equatable {
         self.appGroup = appGroup ?? name
         self.apiKey = apiKey
         self.canary = canary
+        self.watchEntities = watchEntities
         self.labels = labels
         self.registrar = registrar
         self.allowInsecureHTTP = allowInsecureHTTP

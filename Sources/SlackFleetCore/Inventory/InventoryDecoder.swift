@@ -151,13 +151,14 @@ final class InventoryDecoder {
         let appGroup = slug(record, "app_group", required: false)
         let apiKey = record.reference("api_key", required: true)
         let canary = decodeCanary(record)
+        let watchEntities = decodeWatchEntities(record)
         let labels = decodeLabels(record)
         let registrar = decodeRegistrar(record, allowInsecure: allowInsecure)
         let enabled = record.bool("enabled", default: true)
         record.rejectUnknownFields()
-        guard let name, let baseURL, let hostURLs, let ipAllowlist, let workspace, let apiKey, let labels, let registrar else { return nil }
+        guard let name, let baseURL, let hostURLs, let ipAllowlist, let workspace, let apiKey, let watchEntities, let labels, let registrar else { return nil }
         return Instance(name: name, baseURL: baseURL, hostURLs: hostURLs, ipAllowlist: ipAllowlist, workspaceID: workspace,
-                        appGroup: appGroup, apiKey: apiKey, canary: canary, labels: labels, registrar: registrar,
+                        appGroup: appGroup, apiKey: apiKey, canary: canary, watchEntities: watchEntities, labels: labels, registrar: registrar,
                         allowInsecureHTTP: allowInsecure, enabled: enabled)
     }
 
@@ -212,6 +213,32 @@ final class InventoryDecoder {
             case .failure(let problem):
                 sink.error(line: item.line, location, problem.problem, problem.fix)
                 valid = false
+            }
+        }
+        return valid ? result : nil
+    }
+
+    /// W&B entity names (teams or users) whose Slack integrations a rotation must not break.
+    private func decodeWatchEntities(_ record: Record) -> [String]? {
+        guard let items = record.list("watch_entities") else { return record.node("watch_entities") == nil ? [] : nil }
+        if items.count > InventoryReader.maximumWatchedEntities {
+            sink.error(line: record.lineOf("watch_entities"), record.location("watch_entities"), "names \(items.count) entities",
+                       "watch at most \(InventoryReader.maximumWatchedEntities) per instance; a W&B server that lets an admin list every entity is watched whole anyway")
+            return nil
+        }
+        var result: [String] = []
+        var valid = true
+        for (index, item) in items.enumerated() {
+            let location = record.location("watch_entities[\(index)]")
+            guard let text = Record.text(item, location: location, sink: sink, maximumLength: 64) else { valid = false; continue }
+            if !TextRules.isEntityName(text) {
+                sink.error(line: item.line, location, "\"\(text)\" is not a W&B entity name", "use the team or user name as W&B shows it: letters, digits, '-', '_' and '.'")
+                valid = false
+            } else if let first = result.firstIndex(of: text) {
+                sink.error(line: item.line, location, "repeats watch_entities[\(first)] (\(text))", "remove one of them")
+                valid = false
+            } else {
+                result.append(text)
             }
         }
         return valid ? result : nil

@@ -45,6 +45,7 @@ public enum InventoryDocument {
         if let canary = instance.canary {
             fields.append(("canary", .fields([("entity", .text(canary.entity)), ("project", .text(canary.project))])))
         }
+        if !instance.watchEntities.isEmpty { fields.append(("watch_entities", .list(instance.watchEntities.map(Value.text)))) }
         if !instance.labels.isEmpty {
             fields.append(("labels", .fields(instance.labels.sorted { $0.key < $1.key }.map { ($0.key, .text($0.value)) })))
         }

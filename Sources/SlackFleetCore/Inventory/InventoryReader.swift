@@ -14,6 +14,8 @@ public struct InventoryReader {
     public static let maximumRedirectURLsPerApp = 1000
     /// Most IP ranges in one app's allow-list (Slack's schema); Slack's settings page says 10.
     public static let maximumIPRangesPerApp = 50
+    /// Entities an instance may list in `watch_entities`.
+    public static let maximumWatchedEntities = 200
     static let ipRangesWarningThreshold = 10
 
     public init(file: String) {

@@ -74,6 +74,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
     var apiKeyRef: String
     var canaryEntity: String?
     var canaryProject: String?
+    var watchEntities: String
     var labels: String
     var registrar: String
     var allowInsecureHTTP: Bool
@@ -89,6 +90,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
         case apiKeyRef = "api_key_ref"
         case canaryEntity = "canary_entity"
         case canaryProject = "canary_project"
+        case watchEntities = "watch_entities"
         case labels, registrar
         case allowInsecureHTTP = "allow_insecure_http"
         case enabled
@@ -105,6 +107,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
         apiKeyRef = try row.decode(forColumn: "api_key_ref")
         canaryEntity = try row.decode(forColumn: "canary_entity")
         canaryProject = try row.decode(forColumn: "canary_project")
+        watchEntities = try row.decode(forColumn: "watch_entities")
         labels = try row.decode(forColumn: "labels")
         registrar = try row.decode(forColumn: "registrar")
         allowInsecureHTTP = try row.decode(forColumn: "allow_insecure_http")
@@ -121,6 +124,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
         apiKeyRef = instance.apiKey.description
         canaryEntity = instance.canary?.entity
         canaryProject = instance.canary?.project
+        watchEntities = JSON.list(instance.watchEntities.map(JSON.string)).canonicalJSON
         labels = JSON.object(instance.labels.mapValues(JSON.string)).canonicalJSON
         registrar = try StoredJSON.encode(RegistrarSettings(instance.registrar))
         allowInsecureHTTP = instance.allowInsecureHTTP
@@ -138,6 +142,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
             workspaceID: workspaceID, appGroup: appGroup,
             apiKey: try StoredReference.parse(apiKeyRef, row, "api_key"),
             canary: canary,
+            watchEntities: try StoredJSON.strings(watchEntities, row, "watch_entities"),
             labels: try StoredJSON.stringMap(labels, row, "labels"),
             registrar: try RegistrarSettings(stored: registrar, row).registrar(row),
             allowInsecureHTTP: allowInsecureHTTP, enabled: enabled)

@@ -9,7 +9,7 @@ import Foundation
 public final class CanaryWatcher: @unchecked Sendable {
     private let condition = NSCondition()
     private var waiting: [String: [String: Double]] = [:]
-    private var seen: [String: Double] = [:]
+    private var seen: [String: (at: Double, messages: [ChannelMessage])] = [:]
     private var polling: Set<String> = []
     private var nextPoll: [String: Date] = [:]
     private var interval: [String: TimeInterval] = [:]
@@ -21,6 +21,13 @@ public final class CanaryWatcher: @unchecked Sendable {
 
     public init() {}
 
+    /// A test alert seen in its channel: how long it took, and the messages that held it (one
+    /// per Slack integration that posted it, each naming its bot).
+    public struct Sighting: Sendable {
+        public let latency: TimeInterval
+        public let messages: [ChannelMessage]
+    }
+
     /// Starts watching for `nonce` before anyone waits for it, so every poll looks for it: a
     /// group's alerts are all sent first and then awaited one by one.
     public func expect(nonce: String, sentAt: Date, channel: String) {
@@ -31,10 +38,11 @@ public final class CanaryWatcher: @unchecked Sendable {
 
     /// Waits until a message holding `nonce` appears in `channel`, or until `deadline`.
     /// Returns the seconds from `sentAt` to the message (by its Slack timestamp when it has
-    /// one), or nil if it never came. If it never came and the last poll of the channel failed,
-    /// throws that failure instead, so "not seen" is never said of a channel that could not be read.
+    /// one) and the messages that held it, or nil if it never came. If it never came and the last
+    /// poll of the channel failed, throws that failure instead, so "not seen" is never said of a
+    /// channel that could not be read.
     public func await(nonce: String, sentAt: Date, channel: String, deadline: Date, control: RunControl,
-                      poll: (_ oldest: String) throws -> [(text: String, ts: Double?)]) throws -> TimeInterval? {
+                      poll: (_ oldest: String) throws -> [ChannelMessage]) throws -> Sighting? {
         condition.lock()
         if waiting[channel]?[nonce] == nil, seen[nonce] == nil { waiting[channel, default: [:]][nonce] = sentAt.timeIntervalSince1970 }
         defer {
@@ -43,7 +51,7 @@ public final class CanaryWatcher: @unchecked Sendable {
             condition.unlock()
         }
         while true {
-            if let at = seen[nonce] { return max(0, at - sentAt.timeIntervalSince1970) }
+            if let found = seen[nonce] { return Sighting(latency: max(0, found.at - sentAt.timeIntervalSince1970), messages: found.messages) }
             if let stop = control.stop { throw RunControl.Interrupted(reason: stop) }
             let now = Date()
             // A poll in flight when the time is up may still bring the message: wait for it, a little.
@@ -60,7 +68,7 @@ public final class CanaryWatcher: @unchecked Sendable {
                 polling.insert(channel)
                 let oldest = (waiting[channel]?.values.min() ?? sentAt.timeIntervalSince1970) - 5
                 condition.unlock()
-                var messages: [(text: String, ts: Double?)] = []
+                var messages: [ChannelMessage] = []
                 var failure: String?
                 do {
                     messages = try poll(String(format: "%.6f", oldest))
@@ -75,11 +83,13 @@ public final class CanaryWatcher: @unchecked Sendable {
                 nextPoll[channel] = Date().addingTimeInterval(pause)
                 let polledAt = Date().timeIntervalSince1970
                 for (waiter, sent) in waiting[channel] ?? [:] {
-                    if let message = messages.first(where: { $0.text.contains(waiter) }) {
+                    let holding = messages.filter { $0.text.contains(waiter) }
+                    // The oldest (history is newest first): the first integration's post.
+                    if let message = holding.last {
                         // Slack's timestamp when it is plausible (between the send and this poll);
                         // otherwise (a clock apart from ours) the time of the poll that saw it.
                         let ts = message.ts.flatMap { (sent - 1...polledAt + 1).contains($0) ? $0 : nil }
-                        seen[waiter] = ts ?? polledAt
+                        seen[waiter] = (ts ?? polledAt, holding + (seen[waiter]?.messages ?? []))
                     }
                 }
                 condition.broadcast()

@@ -72,18 +72,47 @@ public struct ProvisionApp: FleetJob {
             return context.all(group, .failed, ChangeExecutor.describe(error))
         }
         let createdNow = created
+        let target = context.executor.dryRun ? nil : Connections.canaryTarget(workspace, context: context)
         return context.each(group.instances) { instance in
             do {
                 let wandb = try context.wandb(instance)
                 let changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: createdNow)
                 let what = context.executor.dryRun ? "would register" : "registered"
-                return InstanceResult(instance: instance.name, appGroup: group.key.appGroup, workspace: workspace.id,
-                                      outcome: changed || createdNow ? .changed : .ok,
-                                      detail: changed ? "\(what) app \(appID) (client ID \(clientID))\(createdNow ? ", created in this run" : "")"
-                                                      : "runs on app \(appID) (client ID \(clientID))")
+                var result = InstanceResult(instance: instance.name, appGroup: group.key.appGroup, workspace: workspace.id,
+                                            outcome: changed || createdNow ? .changed : .ok,
+                                            detail: changed ? "\(what) app \(appID) (client ID \(clientID))\(createdNow ? ", created in this run" : "")"
+                                                            : "runs on app \(appID) (client ID \(clientID))")
+                // Registered is not delivering: alerts flow only once a person connects Slack.
+                if let target {
+                    ProvisionApp.connection(of: instance, wandb: wandb, target: target, context: context, into: &result)
+                }
+                return result
             } catch {
                 return context.failure(instance, group, error)
             }
+        }
+    }
+
+    /// Adds the canary's connection state to a registered instance's result: "connected", or
+    /// "awaiting connect" with what a person must do. A failure to read it changes nothing else.
+    static func connection(of instance: Instance, wandb: WandbClient, target: Connections.CanaryTarget, context: JobContext, into result: inout InstanceResult) {
+        guard instance.canary != nil else {
+            result.connection = .unknown
+            return
+        }
+        do {
+            let canary = try Connections.canary(instance, wandb: wandb, target: target,
+                                                retiring: try IntegrationBaseline.retiringIDs(instance: instance.name, in: context.store))
+            result.connection = canary.state
+            result.action = canary.action
+            switch canary.state {
+            case .awaitingConnect: result.detail += "; registered, awaiting connect (\(canary.note))"
+            case .onRetiringApp: result.detail += "; \(canary.note)"
+            default: result.detail += "; the canary is connected (verify-delivery proves delivery)"
+            }
+        } catch {
+            result.connection = .unknown
+            result.detail += "; the canary's Slack integrations could not be read: \(ChangeExecutor.describe(error))"
         }
     }
 

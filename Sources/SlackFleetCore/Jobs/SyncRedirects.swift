@@ -122,13 +122,10 @@ public enum SnapshotRestore {
         guard let workspace = try InventoryRepository.load(store).workspaces.first(where: { $0.id == found.app.workspaceID }) else {
             throw FleetError.data("the workspace \(found.app.workspaceID) of snapshot \(id) is no longer in the inventory")
         }
-        let control = RunControl()
         let transport = HTTPTransport(configuration: configuration)
         defer { transport.shutdown() }
-        let settings = JobSettings.defaults(for: "sync-redirects")
-        let context = JobContext(store: store, vault: vault, executor: ChangeExecutor(audit: audit, dryRun: false, control: control),
-                                 transport: transport, pacer: SlackPacer(quotas: settings.slackQuotas), retry: settings.retryPolicy,
-                                 control: control, metrics: CallMetrics(), settings: settings)
+        let context = JobContext.standalone(store: store, vault: vault, audit: audit, settings: JobSettings.defaults(for: "sync-redirects"),
+                                            transport: transport, control: RunControl())
         return try restore(snapshot: id, context: context, workspace: workspace)
     }
 

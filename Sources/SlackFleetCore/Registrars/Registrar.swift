@@ -72,6 +72,20 @@ public enum Registration {
     }
 
     static func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+
+    /// The step that restarts the api Deployment the way `kubectl rollout restart` does (the
+    /// `restartedAt` annotation): only new pods read new credentials, for v1 and v2 alike.
+    static func restart(_ target: KubernetesTarget, client: KubernetesClient) -> ChangeExecutor.Step {
+        let deployment = target.deployment ?? "wandb-api"
+        let stamp = Timestamp.now()
+        return ChangeExecutor.Step(ChangeExecutor.Change(
+            target: "k8s:deployment/\(target.namespace)/\(deployment)", action: "restart",
+            summary: "restart Deployment \(target.namespace)/\(deployment) so it reads the new credentials",
+            detail: ["restartedAt": .string(stamp)])) {
+            try client.mergePatch(KubernetesClient.deploymentPath(target.namespace, deployment),
+                                  ["spec": ["template": ["metadata": ["annotations": ["kubectl.kubernetes.io/restartedAt": .string(stamp)]]]]])
+        }
+    }
 }
 
 /// W&B operator v2: the Secret keys the WeightsAndBiases CR's `spec.wandb.notifications.slack`
@@ -108,21 +122,16 @@ struct OperatorV2Registrar {
                 }
             }
         }
-        let deployment = target.deployment ?? "wandb-api"
-        let stamp = Timestamp.now()
-        steps.append(ChangeExecutor.Step(ChangeExecutor.Change(
-            target: "k8s:deployment/\(target.namespace)/\(deployment)", action: "restart",
-            summary: "restart Deployment \(target.namespace)/\(deployment) so it reads the new credentials",
-            detail: ["restartedAt": .string(stamp)])) {
-            try client.mergePatch(KubernetesClient.deploymentPath(target.namespace, deployment),
-                                  ["spec": ["template": ["metadata": ["annotations": ["kubectl.kubernetes.io/restartedAt": .string(stamp)]]]]])
-        })
+        steps.append(Registration.restart(target, client: client))
         try context.executor.perform(steps, instance: name)
     }
 }
 
-/// W&B operator v1 / Helm values: `spec.values.global.slack` of the WeightsAndBiases resource;
-/// the operator writes the release Secret and restarts the api pods itself.
+/// W&B operator v1 / Helm values: `spec.values.global.slack` of the WeightsAndBiases resource,
+/// then a rollout restart of the api Deployment. The chart writes the values into
+/// `<release>-global-secret`, which the api pods load with `envFrom` and no checksum annotation
+/// (wandb/helm-charts charts/operator-wandb templates/global.yaml): changing them restarts nothing
+/// by itself, as with v2.
 struct OperatorV1Registrar {
     let target: KubernetesTarget
     let context: RegistrationContext
@@ -131,14 +140,14 @@ struct OperatorV1Registrar {
         let client = try Registration.kubernetes(target, context)
         let path = KubernetesClient.resourcePath("v1", target.namespace, target.resource)
         _ = try client.get(path)
-        try context.executor.perform(ChangeExecutor.Change(
+        let update = ChangeExecutor.Step(ChangeExecutor.Change(
             target: "k8s:weightsandbiases/\(target.namespace)/\(target.resource)", action: "update",
             summary: "set spec.values.global.slack of \(target.namespace)/\(target.resource) to client ID \(credentials.clientID)",
-            detail: ["client_id": .string(credentials.clientID), "client_secret": .string(context.executor.audit.fingerprint(of: credentials.clientSecret))]),
-            instance: context.instance.name) {
+            detail: ["client_id": .string(credentials.clientID), "client_secret": .string(context.executor.audit.fingerprint(of: credentials.clientSecret))])) {
             try client.mergePatch(path, ["spec": ["values": ["global": ["slack": ["clientId": .string(credentials.clientID),
                                                                                   "secret": .string(credentials.clientSecret.revealed)]]]]])
         }
+        try context.executor.perform([update, Registration.restart(target, client: client)], instance: context.instance.name)
     }
 }
 

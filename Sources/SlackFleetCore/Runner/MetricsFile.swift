@@ -46,6 +46,18 @@ public enum MetricsFile {
             out += "# HELP slackfleet_delivery_latency_seconds Seconds from the test alert to its message in the channel.\n# TYPE slackfleet_delivery_latency_seconds gauge\n"
             for result in checked { if let seconds = result.deliverySeconds { out += "slackfleet_delivery_latency_seconds{instance=\"\(result.instance)\"} \(seconds)\n" } }
         }
+        let connected = report.results.filter { $0.connection != nil }.sorted(by: { $0.instance < $1.instance })
+        if !connected.isEmpty {
+            // Registered and delivering are different states: an operator alerts on awaiting-connect.
+            out += "# HELP slackfleet_connections Instances by the state of their canary's Slack integration in the last run.\n# TYPE slackfleet_connections gauge\n"
+            for state in ConnectionState.allCases {
+                out += "slackfleet_connections{\(job),state=\"\(state.rawValue)\"} \(connected.filter { $0.connection == state }.count)\n"
+            }
+            out += "# HELP slackfleet_instance_connection 1 for each instance's connection state in the last run.\n# TYPE slackfleet_instance_connection gauge\n"
+            for result in connected {
+                out += "slackfleet_instance_connection{\(job),instance=\"\(result.instance)\",state=\"\(result.connection?.rawValue ?? "")\"} 1\n"
+            }
+        }
         out += "# HELP slackfleet_slack_rate_limited_total 429 answers in the last run, per workspace.\n# TYPE slackfleet_slack_rate_limited_total gauge\n"
         for (workspace, count) in report.rateLimited.sorted(by: { $0.key < $1.key }) {
             out += "slackfleet_slack_rate_limited_total{\(job),workspace=\"\(workspace)\"} \(count)\n"

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What happened to one instance in a run.
-public struct InstanceResult: Sendable, Codable, Equatable {
+public struct InstanceResult: Sendable, Encodable, Equatable {
     public enum Outcome: String, Sendable, Codable, CaseIterable {
         /// Already as it should be; nothing changed.
         case ok
@@ -14,6 +14,13 @@ public struct InstanceResult: Sendable, Codable, Equatable {
         case interrupted
         /// Not started: the run's time or failure budget ran out; the next run does it.
         case deferred
+        /// Alerts cannot reach Slack until a person connects a Slack integration in W&B (the
+        /// result's `action` says who, where and which channel).
+        case needsConnect = "needs-connect"
+        /// A stage that only a person can finish is waiting for them (a secret to regenerate in
+        /// Slack's settings page, a connection through a new app); stored, so the next run picks
+        /// up from it.
+        case waiting
     }
 
     public let instance: String
@@ -29,10 +36,14 @@ public struct InstanceResult: Sendable, Codable, Equatable {
     /// rotate-secret: seconds from the first write of the new credentials to the instance
     /// reporting them (the old ones serve until then).
     public var switchSeconds: Double?
+    /// Where the instance's alerts stand: registered and delivering are different states.
+    public var connection: ConnectionState?
+    /// What only a person can do for this instance now (connect Slack, regenerate a secret).
+    public var action: PersonAction?
 
     enum CodingKeys: String, CodingKey {
         case instance, appGroup = "app_group", workspace, outcome = "result", detail, durationMS = "duration_ms"
-        case checks, deliverySeconds = "delivery_seconds", switchSeconds = "switch_seconds"
+        case checks, deliverySeconds = "delivery_seconds", switchSeconds = "switch_seconds", connection, action
     }
 
     /// Appends the `--json` line (without its newline) to `out`: the Encodable form's members,
@@ -44,11 +55,19 @@ public struct InstanceResult: Sendable, Codable, Equatable {
             JSONText.appendQuoted(key.rawValue, to: &out)
             out += ":"
         }
-        member(.appGroup, true)
+        if let action {
+            member(.action, true)
+            out += action.json.canonicalJSON
+        }
+        member(.appGroup, action == nil)
         JSONText.appendQuoted(appGroup, to: &out)
         if let checks {
             member(.checks)
             out += JSON.object(checks.mapValues(JSON.string)).canonicalJSON
+        }
+        if let connection {
+            member(.connection)
+            JSONText.appendQuoted(connection.rawValue, to: &out)
         }
         if let deliverySeconds {
             member(.deliverySeconds)
@@ -99,21 +118,23 @@ public struct RunReport: Sendable {
 
     public func count(_ outcome: InstanceResult.Outcome) -> Int { results.filter { $0.outcome == outcome }.count }
 
-    /// `ok=.. changed=.. failed=.. skipped=..`, as Ansible's recap line.
+    /// `ok=.. changed=.. failed=.. skipped=..`, as Ansible's recap line; the rarer outcomes only
+    /// when they happened.
     public var recap: String {
-        InstanceResult.Outcome.allCases.filter { $0 != .interrupted && $0 != .deferred || count($0) > 0 }
+        let always: Set<InstanceResult.Outcome> = [.ok, .changed, .failed, .skipped]
+        return InstanceResult.Outcome.allCases.filter { always.contains($0) || count($0) > 0 }
             .map { "\($0.rawValue)=\(count($0))" }.joined(separator: " ")
     }
 
-    /// The exit status: a signal, then failures (they always show), then the time budget,
-    /// then a dry run's pending changes.
+    /// The exit status: a signal, then failures and what waits for a person (they always show),
+    /// then the time budget, then a dry run's pending changes.
     public var exitStatus: ExitStatus {
         switch stop {
         case .interrupted?: return .interrupted
         case .terminated?: return .terminated
         default: break
         }
-        if count(.failed) > 0 { return .failure }
+        if count(.failed) > 0 || count(.needsConnect) > 0 || count(.waiting) > 0 { return .failure }
         if stop == .timeBudget || count(.deferred) > 0 { return .temporaryFailure }
         if dryRun && count(.changed) > 0 { return .changesPending }
         return .ok

@@ -47,9 +47,11 @@ public struct JobContext: Sendable {
     public var control: RunControl
     public let metrics: CallMetrics
     public let settings: JobSettings
+    /// What the run learnt about each workspace once (names, bots' apps, probe order).
+    public let facts: WorkspaceFacts
 
     public init(store: FleetStore, vault: SecretVault, executor: ChangeExecutor, transport: HTTPTransport, pacer: SlackPacer,
-                retry: RetryPolicy, control: RunControl, metrics: CallMetrics, settings: JobSettings) {
+                retry: RetryPolicy, control: RunControl, metrics: CallMetrics, settings: JobSettings, facts: WorkspaceFacts = WorkspaceFacts()) {
         self.store = store
         self.vault = vault
         self.executor = executor
@@ -59,6 +61,15 @@ public struct JobContext: Sendable {
         self.control = control
         self.metrics = metrics
         self.settings = settings
+        self.facts = facts
+    }
+
+    /// A context for work outside a job run (apps restore, connect): the transport, pacer and
+    /// retries of `settings`, no dry run.
+    public static func standalone(store: FleetStore, vault: SecretVault, audit: AuditLog, settings: JobSettings,
+                                  transport: HTTPTransport, control: RunControl) -> JobContext {
+        JobContext(store: store, vault: vault, executor: ChangeExecutor(audit: audit, dryRun: false, control: control), transport: transport,
+                   pacer: SlackPacer(quotas: settings.slackQuotas), retry: settings.retryPolicy, control: control, metrics: CallMetrics(), settings: settings)
     }
 
     /// The clients' shared plumbing, with this group's control.
@@ -337,9 +348,13 @@ public final class Runner: @unchecked Sendable {
 
     /// Adds `results` to the run's history.
     static func insert(_ results: [InstanceResult], runID: String, in db: Database) throws {
-        let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO run_result (run_id, instance, app_group, result, detail, duration_ms) VALUES (?, ?, ?, ?, ?, ?)")
+        let insert = try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO run_result (run_id, instance, app_group, result, detail, duration_ms, connection, action, delivery_seconds)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
         for result in results {
-            try insert.execute(arguments: [runID, result.instance, result.appGroup, result.outcome.rawValue, result.detail, result.durationMS])
+            try insert.execute(arguments: [runID, result.instance, result.appGroup, result.outcome.rawValue, result.detail, result.durationMS,
+                                           result.connection?.rawValue, result.action?.json.canonicalJSON, result.deliverySeconds])
         }
     }
 }

@@ -45,11 +45,25 @@ public struct SlackClient: Sendable {
         "apps.manifest.create": .tier1, "apps.manifest.update": .tier1, "apps.manifest.delete": .tier1,
         "apps.manifest.export": .tier3, "apps.manifest.validate": .tier3, "conversations.history": .tier3,
         "tooling.tokens.rotate": .special, "auth.test": .special,
+        // docs.slack.dev/reference/methods/*: oauth.v2.access Tier 4, bots.info and conversations.info Tier 3.
+        "oauth.v2.access": .tier4, "bots.info": .tier3, "conversations.info": .tier3,
     ]
+
+    /// How a call authenticates: a token as Bearer, or an app's client ID and secret as Basic
+    /// (oauth.v2.access, "Basic auth preferred").
+    public enum Credential: Sendable {
+        case token(SecretValue)
+        case client(id: String, secret: SecretValue)
+    }
 
     /// Calls `method` with form fields (every method accepts them); returns the success body.
     /// `timeout`: each attempt's limit, when shorter than the transport's.
     public func call(_ method: String, token: SecretValue?, _ fields: [String: String] = [:], idempotent: Bool = true,
+                     timeout: TimeInterval? = nil) throws -> JSON {
+        try call(method, credential: token.map(Credential.token), fields, idempotent: idempotent, timeout: timeout)
+    }
+
+    public func call(_ method: String, credential: Credential?, _ fields: [String: String] = [:], idempotent: Bool = true,
                      timeout: TimeInterval? = nil) throws -> JSON {
         let retry = idempotent ? environment.retry : environment.retry.nonIdempotent
         let tier = SlackClient.tiers[method] ?? .tier3
@@ -58,7 +72,11 @@ public struct SlackClient: Sendable {
         let body = fields.sorted { $0.key < $1.key }
             .map { "\(SlackClient.formEncode($0.key))=\(SlackClient.formEncode($0.value))" }.joined(separator: "&")
         var headers = [("Content-Type", "application/x-www-form-urlencoded")]
-        if let token { headers.append(("Authorization", "Bearer \(token.revealed)")) }
+        switch credential {
+        case .token(let token)?: headers.append(("Authorization", "Bearer \(token.revealed)"))
+        case .client(let id, let secret)?: headers.append(("Authorization", "Basic " + Data("\(id):\(secret.revealed)".utf8).base64EncodedString()))
+        case nil: break
+        }
         var spec = HTTPRequestSpec(method: "POST", url: base + method, headers: headers, body: Data(body.utf8),
                                    allowInsecureHTTP: workspace.allowInsecureHTTP)
         if let timeout { spec.timeout = min(spec.timeout, timeout) }
@@ -160,18 +178,86 @@ public struct SlackClient: Sendable {
         try call("apps.manifest.update", token: token, ["app_id": appID, "manifest": manifest.canonicalJSON])["permissions_updated"]?.boolValue ?? false
     }
 
-    /// Messages of `channel` newer than `oldest` (a Slack ts): text and ts, newest first, up to 200.
+    /// Messages of `channel` newer than `oldest` (a Slack ts), newest first, up to 200.
     /// Each attempt is limited to `timeout`: a poll that hangs must not outlast the waits it serves.
-    public func history(channel: String, oldest: String, token: SecretValue, timeout: TimeInterval = 5) throws -> [(text: String, ts: Double?)] {
+    public func history(channel: String, oldest: String, token: SecretValue, timeout: TimeInterval = 5) throws -> [ChannelMessage] {
         let json = try call("conversations.history", token: token, ["channel": channel, "oldest": oldest, "limit": "200"], timeout: timeout)
-        return json["messages"]?.listValue?.compactMap { message in
-            message["text"]?.stringValue.map { ($0, message["ts"]?.stringValue.flatMap(Double.init)) }
-        } ?? []
+        return json["messages"]?.listValue?.compactMap(ChannelMessage.init) ?? []
+    }
+
+    /// `bots.info`: the app a bot belongs to (its `app_id`), or nil when Slack does not say.
+    public func appOfBot(_ botID: String, token: SecretValue) throws -> String? {
+        try call("bots.info", token: token, ["bot": botID])["bot"]?["app_id"]?.stringValue
+    }
+
+    /// `conversations.info`: a channel's name, without `#`.
+    public func channelName(_ channel: String, token: SecretValue) throws -> String? {
+        try call("conversations.info", token: token, ["channel": channel])["channel"]?["name"]?.stringValue
+    }
+
+    /// `auth.test`: the workspace's name as Slack shows it (W&B's `SlackIntegration.teamName`).
+    public func teamName(token: SecretValue) throws -> String? {
+        try call("auth.test", token: token)["team"]?.stringValue
+    }
+
+    /// `oauth.v2.access` with the app's client ID and `secret` and a code that cannot exist: a
+    /// probe of the credentials that needs no person. `invalid_code` means Slack got past the
+    /// client ID and secret; `bad_client_secret` that the secret is not the app's current one.
+    /// Slack does not document the order of its checks, so this is a heuristic (see
+    /// `CredentialProbe.calibrated`).
+    public func probe(clientID: String, secret: SecretValue) throws -> CredentialProbe {
+        let code = "slackfleet-probe-" + UUID().uuidString.lowercased()
+        do {
+            _ = try call("oauth.v2.access", credential: .client(id: clientID, secret: secret), ["code": code])
+            // A code nobody issued was accepted: nothing this probe can tell.
+            return .inconclusive
+        } catch let error as SlackAPIError {
+            switch error.code {
+            case "invalid_code", "invalid_grant": return .accepted
+            case "bad_client_secret": return .staleSecret
+            case "invalid_client_id": return .unknownClient
+            default: throw error
+            }
+        }
     }
 
     public func delete(appID: String, token: SecretValue) throws {
         _ = try call("apps.manifest.delete", token: token, ["app_id": appID])
     }
+}
+
+/// One message of a channel's history: its text and timestamp, and for an app's post (an
+/// incoming webhook's `bot_message`) the bot, and the app when Slack names it.
+public struct ChannelMessage: Sendable, Equatable {
+    public let text: String
+    public let ts: Double?
+    public let botID: String?
+    public let appID: String?
+
+    public init(text: String, ts: Double?, botID: String? = nil, appID: String? = nil) {
+        self.text = text
+        self.ts = ts
+        self.botID = botID
+        self.appID = appID
+    }
+
+    init?(_ json: JSON) {
+        guard let text = json["text"]?.stringValue else { return nil }
+        self.init(text: text, ts: json["ts"]?.stringValue.flatMap(Double.init), botID: json["bot_id"]?.stringValue,
+                  appID: json["app_id"]?.stringValue ?? json["bot_profile"]?["app_id"]?.stringValue)
+    }
+}
+
+/// What Slack said to a credential probe (`SlackClient.probe`).
+public enum CredentialProbe: String, Sendable {
+    /// `invalid_code`: Slack accepted the client ID and secret (a heuristic).
+    case accepted
+    /// `bad_client_secret`: the secret is not the app's current one; a person regenerated it.
+    case staleSecret = "stale-secret"
+    /// `invalid_client_id`: Slack knows no such app.
+    case unknownClient = "unknown-client"
+    /// The probe cannot tell: Slack checks the code before the secret in this workspace.
+    case inconclusive
 }
 
 /// Counts of calls, retries and 429s, shared by every worker of a run.

@@ -6,7 +6,7 @@ import GRDB
 /// from every earlier version, with data in place.
 public enum Schema {
     /// The identifiers of every migration, in order.
-    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs", "v4-audit-change-index", "v5-rotation"] }
+    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs", "v4-audit-change-index", "v5-rotation", "v6-connections"] }
 
     /// The migrator that brings any earlier database to the current schema.
     public static var migrator: DatabaseMigrator {
@@ -163,6 +163,40 @@ public enum Schema {
                 );
                 ALTER TABLE app ADD COLUMN stage_changed_at TEXT;
                 ALTER TABLE app ADD COLUMN origin TEXT NOT NULL DEFAULT 'created';
+                """)
+        }
+        migrator.registerMigration("v6-connections") { db in
+            // watch_entities: the W&B entities besides the canary whose Slack integrations a
+            // rotation must not break. run_result gains what a person needs to see per instance:
+            // the connection state, the action they must take, and the delivery latency.
+            // rotation_wait: a rotation stage that waits for a person (in place: "regenerate the
+            // secret in Slack's settings"; blue/green: "connect through the new app"), since when.
+            // integration_baseline: the Slack integrations that existed on watched entities when a
+            // blue/green rotation moved instances off `app_id`; that app is kept until each is
+            // reconnected through the new one (or gone).
+            try db.execute(sql: """
+                ALTER TABLE instance ADD COLUMN watch_entities TEXT NOT NULL DEFAULT '[]';
+                ALTER TABLE run_result ADD COLUMN connection TEXT;
+                ALTER TABLE run_result ADD COLUMN action TEXT;
+                ALTER TABLE run_result ADD COLUMN delivery_seconds REAL;
+                CREATE TABLE rotation_wait (
+                    workspace_id TEXT NOT NULL,
+                    app_group TEXT NOT NULL,
+                    stage TEXT NOT NULL CHECK (stage IN ('awaiting-regenerate', 'awaiting-connect')),
+                    app_id INTEGER NOT NULL REFERENCES app(id),
+                    since TEXT NOT NULL,
+                    PRIMARY KEY (workspace_id, app_group)
+                );
+                CREATE TABLE integration_baseline (
+                    app_id INTEGER NOT NULL REFERENCES app(id),
+                    instance TEXT NOT NULL,
+                    entity TEXT NOT NULL,
+                    integration_id TEXT NOT NULL,
+                    team_name TEXT NOT NULL,
+                    channel_name TEXT NOT NULL,
+                    recorded_at TEXT NOT NULL,
+                    PRIMARY KEY (app_id, instance, entity, integration_id)
+                );
                 """)
         }
         return migrator

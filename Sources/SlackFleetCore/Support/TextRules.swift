@@ -23,6 +23,11 @@ public enum TextRules {
         ascii(text, count: 1...63, edge: isLowerAlnum) { isLowerAlnum($0) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f || $0 == 0x2f }
     }
 
+    /// A W&B entity (team or user) name: 1-64 letters, digits, '.', '_' and '-'.
+    public static func isEntityName(_ text: String) -> Bool {
+        ascii(text, count: 1...64, edge: { _ in true }) { isAlnum($0) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f }
+    }
+
     /// A label value: 1-63 letters, digits, '.', '_' and '-'.
     public static func isLabelValue(_ text: String) -> Bool {
         ascii(text, count: 1...63, edge: { _ in true }) { isAlnum($0) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f }

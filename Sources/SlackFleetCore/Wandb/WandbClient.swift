@@ -25,7 +25,89 @@ public struct WandbClient: Sendable {
         for field in ["slackClientID", "frontendHost"] where info[field] != nil && info[field] != .null && info[field]?.stringValue == nil {
             throw unreadable("serverInfo.\(field) is not text")
         }
-        return ServerInfo(slackClientID: info["slackClientID"]?.stringValue, frontendHost: info["frontendHost"]?.stringValue)
+        // `slackClientID` is `String!`: empty when no Slack app is configured (older servers may say null).
+        let clientID = info["slackClientID"]?.stringValue
+        return ServerInfo(slackClientID: clientID?.isEmpty == true ? nil : clientID, frontendHost: info["frontendHost"]?.stringValue)
+    }
+
+    /// A Slack integration of a W&B entity, as W&B's published schema shows it
+    /// (`SlackIntegration {id teamName channelName}`: no webhook, no app ID).
+    public struct SlackIntegration: Sendable, Equatable, Hashable {
+        public let id: String
+        public let teamName: String
+        /// Without a leading `#` (W&B stores what Slack's `incoming_webhook.channel` says, `#name`).
+        public let channelName: String
+
+        public init(id: String, teamName: String, channelName: String) {
+            self.id = id
+            self.teamName = teamName
+            self.channelName = channelName.hasPrefix("#") ? String(channelName.dropFirst()) : channelName
+        }
+    }
+
+    /// An entity's Slack integrations, and whether it is a team (its settings page differs).
+    public struct EntityIntegrations: Sendable {
+        public let isTeam: Bool
+        public let slack: [SlackIntegration]
+    }
+
+    /// The Slack integrations of `entity`, every page (the wandb SDK's `SlackIntegrationsByEntity`,
+    /// wandb/wandb tools/graphql_codegen/automations/queries.graphql); nil when the entity does
+    /// not exist. Other kinds of integration are skipped by their `__typename`.
+    public func slackIntegrations(entity: String) throws -> EntityIntegrations? {
+        let text = """
+            query SlackIntegrationsByEntity($entityName: String!, $cursor: String, $perPage: Int) {
+              entity(name: $entityName) {
+                isTeam
+                integrations(after: $cursor, first: $perPage) {
+                  pageInfo { endCursor hasNextPage }
+                  edges { cursor node { __typename ... on SlackIntegration { id teamName channelName } } }
+                }
+              }
+            }
+            """
+        var found: [SlackIntegration] = []
+        var cursor: JSON = .null
+        var isTeam = false
+        // Bounded: 100 pages of 100.
+        for _ in 0..<100 {
+            let data = try query(text, variables: ["entityName": .string(entity), "cursor": cursor, "perPage": .int(100)])
+            guard let record = data["entity"], record != .null else { return nil }
+            isTeam = record["isTeam"]?.boolValue ?? false
+            let connection = record["integrations"]
+            for edge in connection?["edges"]?.listValue ?? [] {
+                guard let node = edge["node"], node["__typename"]?.stringValue == "SlackIntegration" else { continue }
+                guard let id = node["id"]?.stringValue, let team = node["teamName"]?.stringValue, let channel = node["channelName"]?.stringValue else {
+                    throw unreadable("a SlackIntegration of \(entity) lacks id, teamName or channelName")
+                }
+                found.append(SlackIntegration(id: id, teamName: team, channelName: channel))
+            }
+            guard connection?["pageInfo"]?["hasNextPage"]?.boolValue == true, let next = connection?["pageInfo"]?["endCursor"]?.stringValue else { break }
+            cursor = .string(next)
+        }
+        return EntityIntegrations(isTeam: isTeam, slack: found)
+    }
+
+    /// Every entity's name, through `Query.entities` (in W&B's published schema; its
+    /// `EntityConnection` has edges and no pageInfo, so pages go on until one comes back short).
+    /// nil when the server refuses it: whether it lets an admin list every entity is unconfirmed.
+    public func entityNames() throws -> [String]? {
+        let text = "query Entities($cursor: String, $perPage: Int) { entities(after: $cursor, first: $perPage) { edges { cursor node { name } } } }"
+        var names: [String] = []
+        var cursor: JSON = .null
+        for _ in 0..<1000 {
+            let data: JSON
+            do {
+                data = try query(text, variables: ["cursor": cursor, "perPage": .int(100)])
+            } catch let error as ServiceError where error.code == "graphql_error" {
+                return nil
+            }
+            let edges = data["entities"]?["edges"]?.listValue ?? []
+            names += edges.compactMap { $0["node"]?["name"]?.stringValue }
+            guard edges.count == 100, let last = edges.last?["cursor"]?.stringValue else { break }
+            cursor = .string(last)
+        }
+        return names
     }
 
     /// Whether the instance answers `/ready` with 200.
