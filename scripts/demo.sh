@@ -57,15 +57,19 @@ run "Prove that no entry was changed, removed or reordered" \
 # Part 2: a simulated fleet. fleet-sim stands in for Slack, the W&B instances and their
 # Kubernetes APIs, on a free loopback port, and writes the inventory of the fleet it serves.
 step "Start fleet-sim: Slack, 24 W&B instances in 3 workspaces (4 share one app), their Kubernetes APIs" \
-  "fleet-sim serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --time-scale 60 --inventory-out $dir/sim-fleet.yaml &"
-echo "(its clock runs 60 times fast, so Slack's one app write a minute per workspace takes a second; the jobs below pace themselves to match with --pace-scale 60)"
-"$sim" serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --time-scale 60 --inventory-out "$dir/sim-fleet.yaml" \
+  "fleet-sim serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --time-scale 60 --user-integrations 2 --inventory-out $dir/sim-fleet.yaml &"
+echo "(its clock runs 60 times fast, so Slack's one app write a minute per workspace takes a second; the jobs below pace themselves to match with --pace-scale 60."
+echo " On each instance two teams connect Slack alerts of their own as soon as Slack works there: the integrations a rotation must not break.)"
+"$sim" serve --instances 24 --workspaces 3 --app-groups 1 --group-size 4 --time-scale 60 --user-integrations 2 --inventory-out "$dir/sim-fleet.yaml" \
   > "$dir/sim.url" 2> "$dir/sim.log" &
 sim_pid=$!
 trap 'kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null' EXIT
 for _ in $(seq 1 100); do [ -s "$dir/sim.url" ] && break; sleep 0.1; done
 [ -s "$dir/sim.url" ] || { echo "fleet-sim did not start:" >&2; cat "$dir/sim.log" >&2; exit 1; }
-echo "fleet-sim is serving at $(head -1 "$dir/sim.url") (control API: /_sim/)"
+sim_url=$(head -1 "$dir/sim.url")
+echo "fleet-sim is serving at $sim_url (control API: /_sim/)"
+# The simulated person: what fleet-sim's control API plays in place of a human (never SlackFleet).
+person() { curl -s -X POST "$sim_url/_sim/$1" -H 'Content-Type: application/json' ${2:+-d "$2"}; }
 
 export SLACKFLEET_DB="$dir/sim.db" SLACKFLEET_KEY_FILE="$dir/sim.key"
 run "A second database for the simulated fleet" "$bin" init
@@ -75,10 +79,25 @@ run "The instances registered through an exec hook" "$bin" inventory list --labe
 
 run "provision-app, dry run: reads the real state, changes nothing, exits 2" \
   "$bin" provision-app --all --pace-scale 60 --dry-run || [ $? -eq 2 ]
-run "provision-app: create each app group's Slack app, register it with every instance (Kubernetes operator v2 and v1, exec hook)" \
+run "provision-app: create each app group's Slack app, register it with every instance (Kubernetes operator v2 and v1, exec hook). Registered is not delivering: each canary awaits a person" \
   "$bin" provision-app --all --pace-scale 60 --metrics-file "$dir/provision.prom"
-run "Run it again: nothing to do, no write call" "$bin" provision-app --all --pace-scale 60
-run "verify-delivery: each instance sends a test alert, and its nonce is looked for in the canary channel" \
+run "verify-delivery: no alert can reach Slack before a person connects it, so each instance says needs-connect (exit 1) and what to do" \
+  "$bin" verify-delivery --label registrar=exec --pace-scale 60 --timeout 30s || [ $? -eq 1 ]
+
+step "The connection step: slackfleet connect watches while people connect" "slackfleet connect --all --wait --timeout 2m &"
+"$bin" connect --all --wait --timeout 2m > "$dir/connect.out" 2> "$dir/connect.err" &
+watch_pid=$!
+sleep 1
+head -4 "$dir/connect.out"; echo "... ($(grep -c 'ops/settings' "$dir/connect.out") connections wait for a person)"
+step "SIMULATED PERSON (fleet-sim's /_sim/connect, standing in for a human): on each instance, Connect Slack, pick #wandb-canary, Allow" \
+  "curl -X POST \$FLEET_SIM/_sim/connect -d '{\"instance\": NAME, \"entity\": \"ops\"}'"
+for index in $(seq 1 24); do person connect "$(printf '{"instance": "wandb-%04d", "entity": "ops"}' "$index")" > /dev/null; done
+wait "$watch_pid"
+echo "slackfleet connect saw them (and wrote each to the audit log):"
+grep -c '^connected:' "$dir/connect.out" | xargs -I{} echo "  {} connections seen"; grep '^connected:' "$dir/connect.out" | head -3
+
+run "Run provision-app again: nothing to do, no write call; every canary is connected" "$bin" provision-app --all --pace-scale 60
+run "verify-delivery: each instance sends a test alert through its canary's integration, and its nonce is looked for in the canary channel" \
   "$bin" verify-delivery --all --pace-scale 60 --timeout 30s --metrics-file "$dir/delivery.prom"
 run "One instance of the shared app group, with its Slack app" "$bin" inventory show wandb-0001
 
@@ -94,10 +113,16 @@ run "Converged: a dry run finds nothing (exit 0) and costs only exports" "$bin" 
 run "The manifest kept before the update (slackfleet apps restore N puts it back)" "$bin" apps snapshots wandb-0002
 run "rotate-secret --config-tokens: renew each workspace's 12-hour configuration token (forced here with --min-remaining 13h), stored before use" \
   "$bin" rotate-secret --config-tokens --all --min-remaining 13h
-run "rotate-secret --client-secret for the shared app group: a new app, registered with its 4 instances, verified by a test alert, then promoted" \
-  "$bin" rotate-secret --client-secret --instance wandb-0001 --pace-scale 60 --timeout 30s
-run "Again: the old app is kept for the 24 h grace (for rollback), so nothing more happens" \
-  "$bin" rotate-secret --client-secret --instance wandb-0001 --pace-scale 60
+
+run "rotate-secret --client-secret, in place, for the shared app group: Slack has no API to regenerate a secret, so it prints the link for a person and waits (exit 1)" \
+  "$bin" rotate-secret --client-secret --instance wandb-0001 --pace-scale 60 || [ $? -eq 1 ]
+app_id=$("$bin" inventory show wandb-0001 --json | python3 -c 'import json,sys; print([a["slack_app_id"] for a in json.load(sys.stdin)["apps"] if a["stage"] == "current"][0])')
+step "SIMULATED PERSON (fleet-sim's /_sim/apps/ID/regenerate-secret): press Regenerate on $app_id's settings page, copy the secret into the store" \
+  "slackfleet secrets set slack/TSIM0001/shared-1/client-secret < (the copied secret)"
+person "apps/$app_id/regenerate-secret" | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["client_secret"])' \
+  | "$bin" secrets set slack/TSIM0001/shared-1/client-secret
+run "rotate-secret --client-secret --secret-from: the secret is probed at Slack, pushed to the group's 4 instances, kept; every Slack integration keeps delivering" \
+  "$bin" rotate-secret --client-secret --secret-from secret:slack/TSIM0001/shared-1/client-secret --instance wandb-0001 --pace-scale 60 --timeout 30s
 run "verify-delivery again, after the DNS change and the rotation" "$bin" verify-delivery --label simulated=true --pace-scale 60 --timeout 30s
 run "The metrics file for node_exporter" cat "$dir/provision.prom"
 run "The audit trail of the jobs, and its proof" "$bin" audit list --limit 12
@@ -105,21 +130,25 @@ run "Verify the simulated fleet's audit log" "$bin" audit verify
 
 step "What happened, from the audit log and from fleet-sim's own state" "slackfleet audit list --json"
 "$bin" audit list --json > "$dir/audit.jsonl"
-curl -s "$(head -1 "$dir/sim.url")/_sim/instances" > "$dir/sim-instances.json"
-python3 - "$dir/audit.jsonl" "$dir/sim-instances.json" <<'ACCOUNT'
+curl -s "$sim_url/_sim/instances" > "$dir/sim-instances.json"
+curl -s "$sim_url/_sim/losses" > "$dir/sim-losses.json"
+python3 - "$dir/audit.jsonl" "$dir/sim-instances.json" "$dir/sim-losses.json" <<'ACCOUNT'
 import json, sys
 entries = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 intents = {json.loads(e["detail"]).get("change_id"): e for e in entries if e["phase"] == "intent"}
 applied = [intents[json.loads(e["detail"])["change_id"]] for e in entries if e["phase"] == "applied" and json.loads(e["detail"]).get("change_id") in intents]
 def count(action, prefix): return sum(1 for e in applied if e["action"] == action and e["target"].startswith(prefix))
-print(f"- {count('create', 'slack:app/')} Slack apps created: one per app group, and one more for the rotated shared group")
+print(f"- {count('create', 'slack:app/')} Slack apps created: one per app group")
 print(f"- {count('update', 'k8s:') + count('restart', 'k8s:')} Kubernetes writes and {count('register', 'exec:')} exec hook runs registered their credentials")
+print(f"- {sum(1 for e in entries if e['phase'] == 'observed')} connections made by the (simulated) people, seen and recorded; SlackFleet made none itself")
 print(f"- {count('update-redirects', 'slack:app/')} app manifest updated for the DNS change, everything else in it kept")
-print(f"- {count('rotate', 'slack:config-token/')} configuration tokens rotated; {count('promote', 'db:app/')} client secret rotation verified and promoted")
+print(f"- {count('rotate', 'slack:config-token/')} configuration tokens rotated; {count('store-secret', 'db:app/')} client secret rotated in place")
 print(f"- {len(entries)} audit entries, hash-chained under a signed head: audit verify passed above")
 instances = json.load(open(sys.argv[2]))
-print(f"- fleet-sim's own view: {sum(i['can_deliver'] for i in instances)} of {len(instances)} instances can deliver alerts; "
-      f"{sum(i['delivery_losses'] for i in instances)} moments where one could not")
+losses = json.load(open(sys.argv[3]))
+integrations = sum(len(i["integrations"]) for i in instances)
+print(f"- fleet-sim's own view: {sum(i['can_deliver'] for i in instances)} of {len(instances)} canaries deliver; "
+      f"{integrations} Slack integrations, {losses['total']} of them lost")
 ACCOUNT
 
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true

@@ -21,8 +21,10 @@ let instanceCount = Int(argument("--instances") ?? "") ?? 1000
 let runsUnderFaults = Int(argument("--runs") ?? "") ?? 3
 let started = Date()
 let work = TemporaryDirectory("soak")
+// Every instance's people connect the canary and one team's alerts of their own as soon as Slack
+// works there: the integrations no job may break.
 let sim = try FleetSimProcess(["--instances", "\(instanceCount)", "--workspaces", "10", "--app-groups", "20", "--group-size", "20",
-                               "--time-scale", "1"], directory: work, binary: simBinary)
+                               "--time-scale", "1", "--connected", "1", "--user-integrations", "1"], directory: work, binary: simBinary)
 
 /// Stops fleet-sim, removes the soak's files and exits; every way out goes through here. `exit`
 /// runs no top-level `defer`, and a global is never deinitialised: every soak had left its
@@ -97,8 +99,10 @@ var peakMemory: (kilobytes: Int, command: String) = (0, "")
 /// is ok or changed; the down ones must be reported failed, with exit 1.
 /// `touchesInstances`: the job talks to the W&B instances, so the down ones must fail. A rotation
 /// never promotes an app group with a member down: the group's other members are rolled back
-/// to their working credentials and counted as held back, not as failures.
-@MainActor func phase(_ name: String, _ arguments: [String], touchesInstances: Bool = true, rotation: Bool = false) throws {
+/// to their working credentials and counted as held back, not as failures. `settled`: the results
+/// that count as converged (a blue/green rotation waiting for people is, until they connect).
+@MainActor func phase(_ name: String, _ arguments: [String], touchesInstances: Bool = true, rotation: Bool = false,
+                      settled: Set<String> = ["ok", "changed"]) throws {
     let phaseStart = Date()
     var pending = Set<String>()
     var lastDetails: [String: String] = [:]
@@ -113,7 +117,7 @@ var peakMemory: (kilobytes: Int, command: String) = (0, "")
         let heldBack = Set(results.keys.filter { name in
             !down.contains(name) && down.contains { details[name]?.contains("another instance failed: \($0)") == true || details[name]?.contains("did not reach \($0)") == true }
         })
-        pending = Set(results.filter { !["ok", "changed"].contains($0.value) && !down.contains($0.key) && !heldBack.contains($0.key) }.keys)
+        pending = Set(results.filter { !settled.contains($0.value) && !down.contains($0.key) && !heldBack.contains($0.key) }.keys)
         if touchesInstances {
             if !down.allSatisfy({ results[$0] == nil || results[$0] == "failed" }) { problems.append("\(name): a down instance was not reported failed") }
             if results.keys.contains(where: down.contains), status != 1 { problems.append("\(name): exit \(status) with down instances, not 1") }
@@ -158,6 +162,10 @@ func reasons(_ names: Set<String>, _ details: [String: String]) -> String {
     for instance in instances {
         guard let clientID = instance["effective_client_id"] as? String else { continue }
         if !liveClientIDs.contains(clientID) { broken.append("\(instance["name"] ?? "?") runs on client ID \(clientID), which belongs to no live app") }
+        // No Slack integration that delivered before stopped delivering because of a job.
+        for lost in instance["integrations_lost"] as? [[String: Any]] ?? [] {
+            broken.append("\(instance["name"] ?? "?") lost the integration \(lost["path"] ?? "?"): \(lost["cause"] ?? "?")")
+        }
     }
     let mutations = (try sim.control("GET", "mutations") as? [String: [String]] ?? [:]).mapValues(Set.init)
 
@@ -231,17 +239,40 @@ _ = try cli.run(["inventory", "import", work.file("dns.yaml")])
 notePeakMemory(after: ["inventory", "import"])
 try phase("sync-redirects", ["sync-redirects"] + common, touchesInstances: false)
 try phase("rotate-secret --config-tokens", ["rotate-secret", "--config-tokens", "--min-remaining", "13h"] + common, touchesInstances: false)
+// Blue/green: new apps registered with every group whose members all answer, each then waiting
+// for its people to connect through it; they do (the canary and their team's alerts again);
+// the next runs promote and, with --grace 0, delete each old app once nothing depends on it.
 let rotationStarted = Date()
-try phase("rotate-secret --client-secret", ["rotate-secret", "--client-secret", "--grace", "0", "--timeout", "30s"] + common, rotation: true)
-// A person regenerates the secret of one shared app; --propagate pushes it.
+let blueGreen = ["rotate-secret", "--client-secret", "--blue-green", "--grace", "0", "--timeout", "30s"] + common
+try phase("rotate-secret --client-secret --blue-green", blueGreen, rotation: true, settled: ["ok", "changed", "waiting"])
+@MainActor func peopleReconnect() throws -> Int {
+    var made = 0
+    let apps = Dictionary(uniqueKeysWithValues: (try sim.control("GET", "apps") as? [[String: Any]] ?? []).compactMap { app in
+        (app["client_id"] as? String).map { ($0, app) }
+    })
+    for instance in try sim.control("GET", "instances") as? [[String: Any]] ?? [] {
+        guard let name = instance["name"] as? String, let running = instance["effective_client_id"] as? String,
+              let appID = apps[running]?["app_id"] as? String else { continue }
+        let integrations = instance["integrations"] as? [[String: Any]] ?? []
+        for (entity, channel) in [("ops", nil as String?), ("team-1", "CALERTS\((instance["team_id"] as? String ?? "").suffix(3))1")] {
+            guard !integrations.contains(where: { $0["entity"] as? String == entity && $0["app_id"] as? String == appID }) else { continue }
+            let body = #"{"instance": "\#(name)", "entity": "\#(entity)""# + (channel.map { #", "channel": "\#($0)""# } ?? "") + "}"
+            if (try sim.control("POST", "connect", body) as? [String: Any])?["ok"] as? Bool == true { made += 1 }
+        }
+    }
+    return made
+}
+print("  the people connected \(try peopleReconnect()) integrations through the new apps")
+try phase("rotate-secret --client-secret --blue-green (promote, delete)", blueGreen, rotation: true)
+// In place: a person regenerates the secret of one shared app; --secret-from pushes it.
 let apps = try sim.control("GET", "apps") as? [[String: Any]] ?? []
 if let shared = apps.first(where: { $0["deleted"] as? Bool == false && ((($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String) == "W&B alerts shared-3" }),
    let id = shared["app_id"] as? String,
    let secret = (try sim.control("POST", "apps/\(id)/regenerate-secret") as? [String: Any])?["client_secret"] as? String {
     let file = work.write("regenerated-secret", secret + "\n")
     let member = String(format: "wandb-%04d", 41)
-    try phase("rotate-secret --propagate", ["rotate-secret", "--propagate", "--secret-from", "file:\(file)", "--instance", member,
-                                            "--job-file", jobFile, "--timeout", "30s"])
+    try phase("rotate-secret --client-secret in place", ["rotate-secret", "--client-secret", "--secret-from", "file:\(file)", "--instance", member,
+                                                         "--job-file", jobFile, "--timeout", "30s"])
 }
 try phase("verify-delivery", ["verify-delivery", "--timeout", "30s"] + common)
 
@@ -249,12 +280,18 @@ try phase("verify-delivery", ["verify-delivery", "--timeout", "30s"] + common)
 try sim.control("DELETE", "faults")
 var lifted: [String] = []
 // The rotation rotates the groups held back by a down member (their apps are older than the
-// rotation phase) and leaves alone the ones rotated under the faults.
-let rotateRest = ["rotate-secret", "--client-secret", "--grace", "0", "--timeout", "30s", "--min-age", "\(Int(Date().timeIntervalSince(rotationStarted)))s"]
-for arguments in [["provision-app"], ["sync-redirects"], rotateRest, ["verify-delivery", "--timeout", "30s"]] {
-    let (status, results, details) = try run(arguments + common)
-    let bad = results.filter { !["ok", "changed"].contains($0.value) }
-    if status != 0 || !bad.isEmpty {
+// rotation phase) and leaves alone the ones rotated under the faults; their people connect, and
+// the next run promotes them and deletes their old apps.
+let rotateRest = blueGreen + ["--min-age", "\(Int(Date().timeIntervalSince(rotationStarted)))s"]
+for arguments in [["provision-app"] + common, ["sync-redirects"] + common, rotateRest, ["reconnect"], rotateRest, ["verify-delivery", "--timeout", "30s"] + common] {
+    if arguments == ["reconnect"] {
+        lifted.append("the people connected \(try peopleReconnect()) more")
+        continue
+    }
+    let (status, results, details) = try run(arguments)
+    let waitsForPeople = arguments == rotateRest && lifted.count == 2
+    let bad = results.filter { !["ok", "changed"].contains($0.value) && !(waitsForPeople && $0.value == "waiting") }
+    if (status != 0 && !waitsForPeople) || !bad.isEmpty {
         problems.append("\(arguments[0]) after the faults were lifted: exit \(status), \(bad.count) not converged: \(bad.keys.sorted().prefix(3).map { "\($0): \(details[$0] ?? "")" })")
     }
     let changed = results.values.filter { $0 == "changed" }.count
@@ -264,6 +301,10 @@ print("faults lifted: \(lifted.joined(separator: ", "))")
 try checkInvariants(after: "the faults were lifted")
 let stateAtEnd = try sim.control("GET", "instances") as? [[String: Any]] ?? []
 let delivering = stateAtEnd.filter { $0["can_deliver"] as? Bool == true }.count
+let integrationCount = stateAtEnd.reduce(0) { $0 + (($1["integrations"] as? [Any])?.count ?? 0) }
+let lost = (try sim.control("GET", "losses") as? [String: Any])?["total"] as? Int ?? -1
+print("integrations: \(integrationCount) in all, \(lost) lost")
+if lost != 0 { problems.append("\(lost) integration(s) lost") }
 
 print(String(format: "figures: %d instances, %d of them delivering at the end; %d runs, %d calls, %d retries, %d 429s; wall time %.0f s; peak resident memory of a slackfleet run %.1f MB (%@)",
              instanceCount, delivering, totals.runs, totals.calls, totals.retries, totals.limited, Date().timeIntervalSince(started),

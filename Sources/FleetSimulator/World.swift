@@ -255,7 +255,12 @@ struct World {
     var baseURL = ""
     var workspaces: [String: SimWorkspace] = [:]
     var tokens: [String: SimToken] = [:]
-    var apps: [String: SimApp] = [:]
+    var apps: [String: SimApp] = [:] {
+        didSet { appIDsByClientID = nil }
+    }
+    /// App IDs by client ID, built when first asked after a change to `apps`: an authorize page,
+    /// an exchange and every rollout's check look an app up by client ID.
+    private var appIDsByClientID: [String: String]?
     var instances: [String: SimInstance] = [:]
     /// Faults keyed `all`, `workspace:T...` or `instance:NAME`.
     var faults: [String: Faults] = [:]
@@ -274,6 +279,17 @@ struct World {
     var random: SimRandom
 
     var now: Double { clock.now(scale: config.timeScale) }
+
+    /// The app that is not deleted whose client ID is `clientID`.
+    mutating func liveApp(clientID: String?) -> SimApp? {
+        guard let clientID else { return nil }
+        if appIDsByClientID == nil {
+            var index: [String: String] = [:]
+            for app in apps.values where !app.deleted { index[app.clientID] = app.id }
+            appIDsByClientID = index
+        }
+        return appIDsByClientID?[clientID].flatMap { apps[$0] }.flatMap { $0.deleted ? nil : $0 }
+    }
 
     init(seed: UInt64) {
         random = SimRandom(seed: seed)

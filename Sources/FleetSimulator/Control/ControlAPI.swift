@@ -208,7 +208,7 @@ extension World {
          "delivers": .bool(delivers(integration)), "created_at": .number(integration.createdAt)]
     }
 
-    func describe(_ name: String, full: Bool) -> JSONValue? {
+    mutating func describe(_ name: String, full: Bool) -> JSONValue? {
         guard let instance = instances[name] else { return nil }
         var fields: [String: JSONValue] = [
             "name": .string(name), "team_id": .string(instance.teamID), "registrar": .string(instance.registrar.rawValue),

@@ -8,8 +8,7 @@ extension Simulator {
     func oauthAuthorize(_ request: SimRequest) -> SimResponse {
         withWorld { world in
             let clientID = request.query["client_id"] ?? ""
-            let configured = world.apps.values.first { $0.clientID == clientID && !$0.deleted }?
-                .manifest["oauth_config"]?["redirect_urls"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let configured = world.liveApp(clientID: clientID)?.manifest["oauth_config"]?["redirect_urls"]?.arrayValue?.compactMap(\.stringValue) ?? []
             let redirect = request.query["redirect_uri"] ?? configured.first ?? ""
             switch world.authorize(clientID: clientID, redirectURI: redirect, channelID: request.query["channel"], person: "a simulated person") {
             case .failure(let failure):
@@ -69,7 +68,7 @@ extension Simulator {
     /// installation's incoming webhooks die with it.
     func uninstall(_ arguments: SlackArguments, world: inout World) -> SimResponse {
         guard let value = arguments.token, let token = world.tokens[value], !token.revoked else { return Simulator.slackError("invalid_auth") }
-        guard let clientID = arguments.string("client_id"), let app = world.apps.values.first(where: { $0.clientID == clientID && !$0.deleted }) else {
+        guard let app = world.liveApp(clientID: arguments.string("client_id")) else {
             return Simulator.slackError("invalid_client_id")
         }
         guard arguments.string("client_secret") == app.clientSecret else { return Simulator.slackError("bad_client_secret") }

@@ -50,7 +50,7 @@ extension Simulator {
             if method == "oauth.v2.access" {
                 // Limited like every method, per workspace: the app's, when the client ID names one.
                 let clientID = arguments.string("client_id") ?? Simulator.basicUser(request)
-                if let app = world.apps.values.first(where: { $0.clientID == clientID }),
+                if let app = world.liveApp(clientID: clientID),
                    let wait = world.rateLimiter.take(team: app.teamID, method: method, tier: tier, now: world.now, config: world.config) {
                     return Simulator.rateLimited(retryAfter: wait)
                 }

@@ -49,7 +49,7 @@ extension World {
     /// Slack's authorize page approved by a person who picked `channelID`: a code for the app
     /// whose client ID is `clientID`, or the page's error.
     mutating func authorize(clientID: String, redirectURI: String, channelID: String?, person: String) -> Result<String, ConnectFailure> {
-        guard let app = apps.values.first(where: { $0.clientID == clientID && !$0.deleted }) else {
+        guard let app = liveApp(clientID: clientID) else {
             return .failure(ConnectFailure(stage: "authorize", code: "invalid_client_id", message: "Slack's authorize page: invalid_client_id"))
         }
         let configured = app.manifest["oauth_config"]?["redirect_urls"]?.arrayValue?.compactMap(\.stringValue) ?? []
@@ -89,7 +89,7 @@ extension World {
         let issued = code.flatMap { oauthCodes[$0] }
         let codeValid = issued.map { $0.expiresAt > now } ?? false
         if config.oauthChecksCodeFirst, !codeValid { return refused("invalid_code") }
-        guard let clientID, let app = apps.values.first(where: { $0.clientID == clientID && !$0.deleted }) else { return refused("invalid_client_id") }
+        guard let app = liveApp(clientID: clientID) else { return refused("invalid_client_id") }
         guard clientSecret == app.clientSecret else { return refused("bad_client_secret") }
         guard let code, let issued, codeValid, issued.appID == app.id else { return refused("invalid_code") }
         oauthCodes.removeValue(forKey: code)
@@ -178,7 +178,8 @@ extension World {
     /// The people of an instance connect their integrations the first time Slack works there:
     /// the canary for `connected_fraction` of instances, and `user_integrations` of their own.
     mutating func peopleConnect(_ name: String) {
-        guard let instance = instances[name], !instance.peopleConnected, canConnect(name) else { return }
+        guard config.connectedFraction > 0 || config.userIntegrations > 0,
+              let instance = instances[name], !instance.peopleConnected, canConnect(name) else { return }
         instances[name]?.peopleConnected = true
         let index = Int(name.filter(\.isNumber)) ?? 0
         // Spread evenly: instance i connects when the running share crosses a whole number.
@@ -207,9 +208,9 @@ extension World {
     /// Whether a new connection would work on `name` now: its running credentials belong to a
     /// live app of its workspace whose redirect URLs cover its host and whose bot scopes include
     /// incoming-webhook.
-    func canConnect(_ name: String) -> Bool {
-        guard let instance = instances[name], let clientID = instance.effectiveClientID, let secret = instance.effectiveSecret,
-              let app = apps.values.first(where: { $0.clientID == clientID && !$0.deleted }) else { return false }
+    mutating func canConnect(_ name: String) -> Bool {
+        guard let instance = instances[name], let secret = instance.effectiveSecret,
+              let app = liveApp(clientID: instance.effectiveClientID) else { return false }
         guard app.clientSecret == secret, app.teamID == instance.teamID else { return false }
         let scopes = app.manifest["oauth_config"]?["scopes"]?["bot"]?.arrayValue?.compactMap(\.stringValue) ?? []
         let redirects = app.manifest["oauth_config"]?["redirect_urls"]?.arrayValue?.compactMap(\.stringValue) ?? []

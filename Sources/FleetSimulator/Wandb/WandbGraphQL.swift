@@ -211,10 +211,12 @@ final class WandbGraphQL: @unchecked Sendable {
         let simulator: Simulator
         let instance: String
         let entity: SimEntity
-        /// A generic webhook integration beside the Slack ones of the canary entity, so clients
-        /// meet the other kind (GenericWebhookIntegration in the published schema).
+        /// A generic webhook integration beside the Slack ones of the canary entity on one instance
+        /// in ten (wandb-0001, wandb-0011, ...), so clients meet the other kind
+        /// (GenericWebhookIntegration in the published schema).
         var webhooks: [any Sendable] {
-            entity.name == World.canaryEntity ? [GenericWebhook(id: Data("Integration:webhook-\(instance)".utf8).base64EncodedString(), name: "pager", url: "https://pager.example.com/hook")] : []
+            guard entity.name == World.canaryEntity, (Int(instance.filter(\.isNumber)) ?? 0) % 10 == 1 else { return [] }
+            return [GenericWebhook(id: Data("Integration:webhook-\(instance)".utf8).base64EncodedString(), name: "pager", url: "https://pager.example.com/hook")]
         }
     }
 
@@ -258,11 +260,53 @@ final class WandbGraphQL: @unchecked Sendable {
             case .failure(let invalid):
                 result = GraphQLResult(errors: invalid.errors)
             }
-            let data = try GraphQLJSONEncoder().encode(result)
-            return SimResponse(status: result.data == nil && !result.errors.isEmpty ? 400 : 200,
-                               headers: [("Content-Type", "application/json")], body: data)
+            return .json(WandbGraphQL.json(result), status: result.data == nil && !result.errors.isEmpty ? 400 : 200)
         } catch {
             return WandbGraphQL.errors(["\(error)"], status: 400)
+        }
+    }
+
+    /// A result as GraphQL's JSON form spells it (`data`, and `errors` with message, locations and
+    /// path), written directly: the Codable encoder took a tenth of the simulator's time.
+    static func json(_ result: GraphQLResult) -> JSONValue {
+        var fields: [String: JSONValue] = [:]
+        if let data = result.data { fields["data"] = json(data) }
+        if !result.errors.isEmpty {
+            fields["errors"] = .array(result.errors.map { error in
+                var entry: [String: JSONValue] = ["message": .string(error.message)]
+                if !error.locations.isEmpty {
+                    entry["locations"] = .array(error.locations.map { ["line": .integer(Int64($0.line)), "column": .integer(Int64($0.column))] })
+                }
+                if !error.path.elements.isEmpty {
+                    entry["path"] = .array(error.path.elements.map { element in
+                        switch element {
+                        case .index(let index): return .integer(Int64(index))
+                        case .key(let key): return .string(key)
+                        }
+                    })
+                }
+                return .object(entry)
+            })
+        }
+        return .object(fields)
+    }
+
+    static func json(_ value: Map) -> JSONValue {
+        switch value {
+        case .undefined, .null: return .null
+        case .bool(let flag): return .bool(flag)
+        case .number(let number):
+            switch number.storageType {
+            case .bool: return .bool(number.boolValue)
+            case .int: return .integer(Int64(number.intValue))
+            default: return .number(number.doubleValue)
+            }
+        case .string(let text): return .string(text)
+        case .array(let items): return .array(items.map(json))
+        case .dictionary(let fields):
+            var object: [String: JSONValue] = [:]
+            for (key, item) in fields where item != .undefined { object[key] = json(item) }
+            return .object(object)
         }
     }
 

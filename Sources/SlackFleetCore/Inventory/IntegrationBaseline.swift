@@ -43,13 +43,14 @@ public enum IntegrationBaseline {
     /// the one its group runs on (`previous`), or on the current app while a pending one takes
     /// over: they deliver until that app goes, and must be connected again.
     public static func retiringIDs(instance: String, in store: FleetStore) throws -> Set<String> {
+        // A cached statement: every instance of a provisioning or verifying run asks.
         try store.read("reading the integrations of \(instance) on apps being retired") { db in
-            Set(try String.fetchAll(db, sql: """
+            Set(try String.fetchAll(db.cachedStatement(sql: """
                 SELECT b.integration_id FROM integration_baseline b JOIN app a ON a.id = b.app_id
                 WHERE b.instance = ? AND (a.stage = 'previous'
                     OR (a.stage = 'current' AND EXISTS (SELECT 1 FROM app p WHERE p.workspace_id = a.workspace_id AND p.app_group = a.app_group
                                                         AND p.stage = 'pending' AND p.origin = 'created')))
-                """, arguments: [instance]))
+                """), arguments: [instance]))
         }
     }
 

@@ -43,6 +43,11 @@ public struct ProvisionApp: FleetJob {
         try? apps.load(context)
     }
 
+    public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool {
+        if !context.executor.dryRun { Connections.prefetch(work, context: context) }
+        return false
+    }
+
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int {
         (try? apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, context: context)) == nil ? 1 : 0
     }
@@ -76,7 +81,10 @@ public struct ProvisionApp: FleetJob {
         return context.each(group.instances) { instance in
             do {
                 let wandb = try context.wandb(instance)
-                let changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: createdNow)
+                // The canary's integrations come with the last serverInfo read: no call of their own.
+                let registered = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: createdNow,
+                                                           integrationsOf: target == nil ? nil : instance.canary?.entity)
+                let changed = registered.changed
                 let what = context.executor.dryRun ? "would register" : "registered"
                 var result = InstanceResult(instance: instance.name, appGroup: group.key.appGroup, workspace: workspace.id,
                                             outcome: changed || createdNow ? .changed : .ok,
@@ -84,7 +92,7 @@ public struct ProvisionApp: FleetJob {
                                                             : "runs on app \(appID) (client ID \(clientID))")
                 // Registered is not delivering: alerts flow only once a person connects Slack.
                 if let target {
-                    ProvisionApp.connection(of: instance, wandb: wandb, target: target, context: context, into: &result)
+                    ProvisionApp.connection(of: instance, read: registered.integrations, wandb: wandb, target: target, context: context, into: &result)
                 }
                 return result
             } catch {
@@ -95,14 +103,16 @@ public struct ProvisionApp: FleetJob {
 
     /// Adds the canary's connection state to a registered instance's result: "connected", or
     /// "awaiting connect" with what a person must do. A failure to read it changes nothing else.
-    static func connection(of instance: Instance, wandb: WandbClient, target: Connections.CanaryTarget, context: JobContext, into result: inout InstanceResult) {
-        guard instance.canary != nil else {
+    static func connection(of instance: Instance, read: WandbClient.EntityIntegrations??, wandb: WandbClient, target: Connections.CanaryTarget,
+                           context: JobContext, into result: inout InstanceResult) {
+        guard let entity = instance.canary?.entity else {
             result.connection = .unknown
             return
         }
         do {
-            let canary = try Connections.canary(instance, wandb: wandb, target: target,
-                                                retiring: try IntegrationBaseline.retiringIDs(instance: instance.name, in: context.store))
+            let found = try read ?? wandb.slackIntegrations(entity: entity)
+            let canary = try Connections.state(instance, found: found, target: target,
+                                               retiring: try IntegrationBaseline.retiringIDs(instance: instance.name, in: context.store))
             result.connection = canary.state
             result.action = canary.action
             switch canary.state {

@@ -400,7 +400,7 @@ public struct RotateSecret: FleetJob {
                 if propagated || reported != credentials.clientID {
                     if let baseline { try RotateSecret.recordBaseline(instance, wandb: wandb, app: baseline, context: context) }
                     try AppRepository.recordInstance(instance.name, app: pending, state: "registering", in: context.store)
-                    changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: true)
+                    changed = try Registration.register(credentials, context: context.registration(instance, wandb: wandb), fresh: true).changed
                     if let baseline { try RotateSecret.recordBaseline(instance, wandb: wandb, app: baseline, context: context) }
                 }
                 try AppRepository.recordInstance(instance.name, app: pending, state: "running", in: context.store)

@@ -18,6 +18,11 @@ public struct VerifyDelivery: FleetJob {
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }
 
+    public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool {
+        Connections.prefetch(work, context: context)
+        return false
+    }
+
     /// What a rotation expects beyond the group's current app.
     public struct Expectation: Sendable {
         /// The app the instances must run on (a pending one), instead of the current app.
@@ -116,7 +121,9 @@ public struct VerifyDelivery: FleetJob {
             do {
                 let wandb = try context.wandb(instance)
                 item.checks["ready"] = try wandb.ready() ? "ok" : "not ready (/ready did not answer 200)"
-                let info = try wandb.serverInfo()
+                // The canary's integrations come in the same request as serverInfo.
+                let read = try wandb.serverInfo(withIntegrationsOf: instance.canary?.entity)
+                let info = read.info
                 if let problem = app.problem {
                     item.checks["client_id"] = problem
                 } else if info.slackClientID == app.clientID {
@@ -135,9 +142,9 @@ public struct VerifyDelivery: FleetJob {
                     item.checks["integration"] = "no canary entity/project in the inventory"
                     return item
                 }
-                let connection = try Connections.canary(instance, wandb: wandb, target: target,
-                                                        retiring: try IntegrationBaseline.retiringIDs(instance: instance.name, in: context.store),
-                                                        before: expectation.before, newApp: app.slackAppID)
+                let connection = try Connections.state(instance, found: read.integrations ?? nil, target: target,
+                                                       retiring: try IntegrationBaseline.retiringIDs(instance: instance.name, in: context.store),
+                                                       before: expectation.before, newApp: app.slackAppID)
                 item.connection = connection
                 guard connection.state != .awaitingConnect else {
                     item.checks["integration"] = connection.note

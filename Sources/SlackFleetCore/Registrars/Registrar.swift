@@ -28,16 +28,27 @@ public struct RegistrationContext: Sendable {
 
 /// How credentials reach an instance, by its inventory `registrar.kind`.
 public enum Registration {
+    /// What a registration came to.
+    public struct Outcome: Sendable {
+        /// False when nothing had to change.
+        public var changed: Bool
+        /// The Slack integrations of the entity asked for, read with the last `serverInfo` (nil
+        /// when none was asked for or not read, `.some(nil)` when the entity does not exist).
+        public var integrations: WandbClient.EntityIntegrations??
+    }
+
     /// Makes `context.instance` run with `credentials`: writes them where its kind keeps them
     /// (every write through the executor), then waits until `serverInfo.slackClientID` shows
-    /// the new client ID. Returns false when nothing had to change.
-    /// `fresh`: the app was created in this run, so no instance can be running it yet and the
-    /// first read is skipped.
+    /// the new client ID. `fresh`: the app was created in this run, so no instance can be running
+    /// it yet and the first read is skipped. `integrationsOf`: an entity whose Slack integrations
+    /// the last `serverInfo` read also brings (the canary's, for the connection state).
     @discardableResult
-    public static func register(_ credentials: SlackCredentials, context: RegistrationContext, fresh: Bool = false) throws -> Bool {
+    public static func register(_ credentials: SlackCredentials, context: RegistrationContext, fresh: Bool = false,
+                                integrationsOf entity: String? = nil) throws -> Outcome {
         let instance = context.instance
-        if !fresh, try context.wandb.serverInfo().slackClientID == credentials.clientID {
-            return false
+        if !fresh {
+            let read = try context.wandb.serverInfo(withIntegrationsOf: entity)
+            if read.info.slackClientID == credentials.clientID { return Outcome(changed: false, integrations: read.integrations) }
         }
         switch instance.registrar {
         case .operatorV2(let target):
@@ -47,19 +58,20 @@ public enum Registration {
         case .exec(let hook):
             try ExecRegistrar(hook: hook, context: context).write(credentials)
         }
-        if context.executor.dryRun { return true }
-        try waitForClientID(credentials.clientID, context: context)
-        return true
+        if context.executor.dryRun { return Outcome(changed: true, integrations: nil) }
+        return Outcome(changed: true, integrations: try waitForClientID(credentials.clientID, context: context, integrationsOf: entity))
     }
 
-    /// Polls `serverInfo` with backoff until it reports `clientID`, within the settle timeout.
-    static func waitForClientID(_ clientID: String, context: RegistrationContext) throws {
+    /// Polls `serverInfo` with backoff until it reports `clientID`, within the settle timeout;
+    /// returns the integrations of `entity` read with the last poll.
+    static func waitForClientID(_ clientID: String, context: RegistrationContext, integrationsOf entity: String? = nil) throws -> WandbClient.EntityIntegrations?? {
         let deadline = Date().addingTimeInterval(context.settleTimeout)
         var delay = 0.2
         var seen: String?
         while Date() < deadline {
-            seen = try context.wandb.serverInfo().slackClientID
-            if seen == clientID { return }
+            let read = try context.wandb.serverInfo(withIntegrationsOf: entity)
+            seen = read.info.slackClientID
+            if seen == clientID { return read.integrations }
             try context.control.sleep(min(delay, max(0, deadline.timeIntervalSinceNow)))
             delay = min(delay * 2, 5)
         }

@@ -8,8 +8,24 @@ public final class WorkspaceFacts: @unchecked Sendable {
     private let condition = NSCondition()
     private var known: [String: Result<String?, any Error>] = [:]
     private var working: Set<String> = []
+    private var targets: [String: Connections.CanaryTarget] = [:]
 
     public init() {}
+
+    /// The canary target of a workspace, worked out by `make` the first time it is asked for.
+    func canaryTarget(_ workspaceID: String, make: () -> Connections.CanaryTarget) -> Connections.CanaryTarget {
+        condition.lock()
+        if let known = targets[workspaceID] {
+            condition.unlock()
+            return known
+        }
+        condition.unlock()
+        let target = make()
+        condition.lock()
+        targets[workspaceID] = target
+        condition.unlock()
+        return target
+    }
 
     /// The value for `key`, worked out once: a second caller waits for the first.
     private func once(_ key: String, _ work: () throws -> String?) throws -> String? {

@@ -19,7 +19,21 @@ public struct WandbClient: Sendable {
     }
 
     public func serverInfo() throws -> ServerInfo {
-        let data = try query("{ serverInfo { slackClientID frontendHost } }")
+        try serverInfo(withIntegrationsOf: nil).info
+    }
+
+    /// `serverInfo`, and in the same request the Slack integrations of `entity` (one call where a
+    /// job needs both; every page is read only when there are more than a hundred). The second
+    /// value is nil when no entity was asked for, `.some(nil)` when it does not exist.
+    public func serverInfo(withIntegrationsOf entity: String?) throws -> (info: ServerInfo, integrations: EntityIntegrations??) {
+        let data: JSON
+        if let entity {
+            data = try query("query ServerInfoAndIntegrations($entityName: String!, $cursor: String, $perPage: Int) { serverInfo { slackClientID frontendHost } "
+                             + WandbClient.entityIntegrationsSelection + " }",
+                             variables: ["entityName": .string(entity), "perPage": .int(100)])
+        } else {
+            data = try query("{ serverInfo { slackClientID frontendHost } }")
+        }
         guard let info = data["serverInfo"], info.objectValue != nil else { throw unreadable("serverInfo is not an object") }
         // A client ID that arrives as a number has been read as one somewhere: its digits may be gone.
         for field in ["slackClientID", "frontendHost"] where info[field] != nil && info[field] != .null && info[field]?.stringValue == nil {
@@ -27,7 +41,39 @@ public struct WandbClient: Sendable {
         }
         // `slackClientID` is `String!`: empty when no Slack app is configured (older servers may say null).
         let clientID = info["slackClientID"]?.stringValue
-        return ServerInfo(slackClientID: clientID?.isEmpty == true ? nil : clientID, frontendHost: info["frontendHost"]?.stringValue)
+        let serverInfo = ServerInfo(slackClientID: clientID?.isEmpty == true ? nil : clientID, frontendHost: info["frontendHost"]?.stringValue)
+        guard let entity else { return (serverInfo, nil) }
+        let page = try integrationsPage(data, entity: entity)
+        if let page, page.more { return (serverInfo, .some(try slackIntegrations(entity: entity))) }
+        return (serverInfo, .some(page?.found))
+    }
+
+    /// The selection of an entity's Slack integrations, in the wandb SDK's `SlackIntegrationsByEntity`
+    /// shape (wandb/wandb tools/graphql_codegen/automations/queries.graphql), with `isTeam`.
+    private static let entityIntegrationsSelection = """
+        entity(name: $entityName) {
+          isTeam
+          integrations(after: $cursor, first: $perPage) {
+            pageInfo { endCursor hasNextPage }
+            edges { cursor node { __typename ... on SlackIntegration { id teamName channelName } } }
+          }
+        }
+        """
+
+    /// One page of an entity's integrations from a GraphQL answer: nil when the entity does not exist.
+    private func integrationsPage(_ data: JSON, entity: String) throws -> (found: EntityIntegrations, more: Bool, cursor: String?)? {
+        guard let record = data["entity"], record != .null else { return nil }
+        var found: [SlackIntegration] = []
+        let connection = record["integrations"]
+        for edge in connection?["edges"]?.listValue ?? [] {
+            guard let node = edge["node"], node["__typename"]?.stringValue == "SlackIntegration" else { continue }
+            guard let id = node["id"]?.stringValue, let team = node["teamName"]?.stringValue, let channel = node["channelName"]?.stringValue else {
+                throw unreadable("a SlackIntegration of \(entity) lacks id, teamName or channelName")
+            }
+            found.append(SlackIntegration(id: id, teamName: team, channelName: channel))
+        }
+        let more = connection?["pageInfo"]?["hasNextPage"]?.boolValue == true
+        return (EntityIntegrations(isTeam: record["isTeam"]?.boolValue ?? false, slack: found), more, connection?["pageInfo"]?["endCursor"]?.stringValue)
     }
 
     /// A Slack integration of a W&B entity, as W&B's published schema shows it
@@ -55,34 +101,17 @@ public struct WandbClient: Sendable {
     /// wandb/wandb tools/graphql_codegen/automations/queries.graphql); nil when the entity does
     /// not exist. Other kinds of integration are skipped by their `__typename`.
     public func slackIntegrations(entity: String) throws -> EntityIntegrations? {
-        let text = """
-            query SlackIntegrationsByEntity($entityName: String!, $cursor: String, $perPage: Int) {
-              entity(name: $entityName) {
-                isTeam
-                integrations(after: $cursor, first: $perPage) {
-                  pageInfo { endCursor hasNextPage }
-                  edges { cursor node { __typename ... on SlackIntegration { id teamName channelName } } }
-                }
-              }
-            }
-            """
+        let text = "query SlackIntegrationsByEntity($entityName: String!, $cursor: String, $perPage: Int) { " + WandbClient.entityIntegrationsSelection + " }"
         var found: [SlackIntegration] = []
         var cursor: JSON = .null
         var isTeam = false
         // Bounded: 100 pages of 100.
         for _ in 0..<100 {
             let data = try query(text, variables: ["entityName": .string(entity), "cursor": cursor, "perPage": .int(100)])
-            guard let record = data["entity"], record != .null else { return nil }
-            isTeam = record["isTeam"]?.boolValue ?? false
-            let connection = record["integrations"]
-            for edge in connection?["edges"]?.listValue ?? [] {
-                guard let node = edge["node"], node["__typename"]?.stringValue == "SlackIntegration" else { continue }
-                guard let id = node["id"]?.stringValue, let team = node["teamName"]?.stringValue, let channel = node["channelName"]?.stringValue else {
-                    throw unreadable("a SlackIntegration of \(entity) lacks id, teamName or channelName")
-                }
-                found.append(SlackIntegration(id: id, teamName: team, channelName: channel))
-            }
-            guard connection?["pageInfo"]?["hasNextPage"]?.boolValue == true, let next = connection?["pageInfo"]?["endCursor"]?.stringValue else { break }
+            guard let page = try integrationsPage(data, entity: entity) else { return nil }
+            isTeam = page.found.isTeam
+            found += page.found.slack
+            guard page.more, let next = page.cursor else { break }
             cursor = .string(next)
         }
         return EntityIntegrations(isTeam: isTeam, slack: found)
