@@ -34,7 +34,7 @@ func finish(_ status: Int32) -> Never {
     try? FileManager.default.removeItem(atPath: work.path)
     exit(status)
 }
-try sim.control("POST", "config", #"{"rollout_delay_ms": 500, "alert_delay_ms": 300, "hang_seconds": 40, "storm_retry_after": 2, "tier_quota": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier3": 1e9, "special": 1e9}}"#)
+try sim.control("POST", "config", #"{"rollout_delay_ms": 500, "alert_delay_ms": 300, "hang_seconds": 40, "storm_retry_after": 2, "tier_quota": {"tier1": 1e9, "tier2": 1e9, "tier3": 1e9, "tier4": 1e9, "special": 1e9}, "tier_burst": {"tier1": 1e9, "tier2": 1e9, "tier3": 1e9, "tier4": 1e9, "special": 1e9}}"#)
 let cli = SlackFleetCLI(workingDirectory: work.path, binary: cliBinary)
 let jobFile = work.file("soak-job.json")
 try #"{"concurrency": 64, "group_timeout_seconds": 900, "settle_timeout_seconds": 120, "max_failures": "100%", "retry": {"max_attempts": 6, "base_delay_seconds": 0.2, "max_delay_seconds": 5, "max_retry_after_seconds": 60}, "slack_quotas": {"per_minute": {"tier1": 1e9, "tier2": 1e9, "tier3": 1e9, "tier4": 1e9, "special": 1e9}, "burst": {"tier1": 1e9, "tier2": 1e9, "tier3": 1e9, "tier4": 1e9, "special": 1e9}}, "manifest": {"display_information": {"name": "W&B alerts {app_group}"}, "oauth_config": {"scopes": {"bot": ["incoming-webhook"]}}}}"#

@@ -13,6 +13,8 @@ public final class Simulator: @unchecked Sendable {
     let manifestSchema: JSONSchema
     let manifestVerdicts = ManifestVerdicts()
     let graphQL: WandbGraphQL
+    /// The requests in flight, for `/_sim/calls`.
+    let inFlight = InFlightGauge()
 
     public init(seed: UInt64 = 1) throws {
         world = World(seed: seed)

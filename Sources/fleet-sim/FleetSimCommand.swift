@@ -33,6 +33,8 @@ struct FleetSimCommand: ParsableCommand {
         @Option(name: .customLong("tls-key"), help: "The private key (PEM) of --tls-cert.") var tlsKey: String?
         @Option(help: ArgumentHelp("The share of instances (0 to 1) whose people connect the canary entity's Slack integration as soon as Slack works there.", valueName: "fraction"))
         var connected = 0.0
+        @Option(name: .customLong("workspace-sizes"), help: ArgumentHelp("Instances per workspace, comma-separated, for a skewed fleet (such as 100,2,2); they must add up to --instances and name each workspace.", valueName: "N,N,..."))
+        var workspaceSizes: String?
         @Option(name: .customLong("user-integrations"), help: ArgumentHelp("Integrations each instance's people connect on entities of their own (team-1..K), the alerts the operator does not own.", valueName: "K"))
         var userIntegrations = 0
 
@@ -49,6 +51,12 @@ struct FleetSimCommand: ParsableCommand {
             guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
             guard (0...1).contains(connected) else { throw ValidationError("--connected takes a fraction from 0 to 1") }
             guard (0...20).contains(userIntegrations) else { throw ValidationError("--user-integrations takes 0 to 20") }
+            if let workspaceSizes {
+                let sizes = workspaceSizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard sizes.allSatisfy({ ($0 ?? -1) >= 0 }), sizes.count == workspaces, sizes.compactMap({ $0 }).reduce(0, +) == instances else {
+                    throw ValidationError("--workspace-sizes takes one count per workspace (\(workspaces)) adding up to --instances (\(instances)), such as 100,2,2")
+                }
+            }
         }
 
         static func milliseconds(_ text: String) -> Double? {
@@ -66,6 +74,7 @@ struct FleetSimCommand: ParsableCommand {
             var spec = FleetSpec(instances: instances, workspaces: workspaces, sharedGroups: appGroups, groupSize: groupSize)
             spec.registrars = registrars
             spec.userIntegrations = userIntegrations
+            spec.workspaceSizes = workspaceSizes.map { $0.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
             let fleet = simulator.buildFleet(spec)
             if let latencyMS = Self.milliseconds(latency), let jitterMS = Self.milliseconds(jitter), latencyMS > 0 || jitterMS > 0 {
                 simulator.setFaults(target: "all") { $0.latency = latencyMS / 1000; $0.jitter = jitterMS / 1000 }

@@ -41,11 +41,11 @@ struct JobOptions: ParsableArguments {
     @OptionGroup var select: SelectionOptions
     @Flag(name: .customLong("dry-run"), help: "Read the real state, print what would change, change nothing; exit 2 if anything would.")
     var dryRun = false
-    @Option(help: "App groups worked on at once (default: the job file's).")
+    @Option(help: ArgumentHelp("Requests in flight at once, to Slack, W&B and Kubernetes together, and instances of one app group worked on at once (default: the job file's). Slack's quotas, not this, bound how fast apps are written: every workspace writes at its own quota at once.", valueName: "N"))
     var concurrency: Int?
     @Option(name: .customLong("max-failures"), help: ArgumentHelp("Start no new work after this many failed instances.", valueName: "N|P%"))
     var maxFailures: String?
-    @Option(name: .customLong("max-duration"), help: ArgumentHelp("Start no new change after this long; exit 75 and let the next run resume.", valueName: "duration"))
+    @Option(name: .customLong("max-duration"), help: ArgumentHelp("Start no new change after this long, and no write the quota would only allow later; exit 75 and let the next run resume.", valueName: "duration"))
     var maxDuration: String?
     @Option(name: .customLong("job-file"), help: ArgumentHelp("Job settings other than the defaults in jobs/<job>.json.", valueName: "path"))
     var jobFile: String?
@@ -122,6 +122,7 @@ enum JobCommand {
                     Console.out(Self.table(report))
                     if let stop = report.stop { Console.note("stopped early: \(stop.rawValue); the next run carries on") }
                 }
+                if let overrun = report.etaOverrun { Console.note(overrun) }
             }
             return report.exitStatus
         }
@@ -191,6 +192,9 @@ struct RunSummary: Encodable {
     let calls: [String: Int]
     let retries: Int
     let rateLimited: [String: Int]
+    let eta: Double?
+    /// The share of each workspace's quota used, per tier (SlackPacer.utilization).
+    let quotaUtilization: [String: [String: Double]]
 
     init(_ report: RunReport) {
         runID = report.runID
@@ -203,11 +207,14 @@ struct RunSummary: Encodable {
         calls = report.calls
         retries = report.retries
         rateLimited = report.rateLimited
+        eta = report.eta
+        quotaUtilization = Dictionary(uniqueKeysWithValues: report.quotaUtilization.map { ($0.key.rawValue, $0.value.mapValues { ($0 * 1000).rounded() / 1000 }) })
     }
 
     enum CodingKeys: String, CodingKey {
         case summary, runID = "run_id", job, dryRun = "dry_run", counts, exitCode = "exit_code", stoppedBy = "stopped_by"
-        case durationSeconds = "duration_seconds", calls, retries, rateLimited = "rate_limited"
+        case durationSeconds = "duration_seconds", calls, retries, rateLimited = "rate_limited", eta = "eta_seconds"
+        case quotaUtilization = "quota_utilization"
     }
 }
 
@@ -256,7 +263,9 @@ final class ProgressLine: @unchecked Sendable {
         lastLogged = Date()
         let (done, total, changed, failed) = (progress.groupsDone, progress.groups, progress.changed, progress.failed)
         let elapsed = Date().timeIntervalSince(started)
-        let eta = done > 0 && done < total ? " ETA \(Runner.duration(elapsed / Double(done) * Double(total - done)))" : ""
+        // The quotas' ETA when writes remain (they set the pace); else the pace so far.
+        let remaining = progress.quotaETA ?? (done > 0 ? elapsed / Double(done) * Double(total - done) : nil)
+        let eta = done < total ? remaining.map { " ETA \(Runner.duration($0))" } ?? "" : ""
         let line = "[\(done)/\(total) app groups] changed=\(changed) failed=\(failed)\(eta)"
         FileHandle.standardError.write(Data((terminal ? "\r\u{1b}[K" + line : line + "\n").utf8))
     }
@@ -276,8 +285,11 @@ struct ProvisionAppCommand: ParsableCommand {
             Examples:
               slackfleet provision-app --all --dry-run
               slackfleet provision-app --label env=prod --max-duration 50m --metrics-file /var/lib/node_exporter/slackfleet.prom
-            Slack allows about one app write a minute per workspace (Tier 1): the job paces its writes,
-            prints the ETA they imply, and with --max-duration stops cleanly (exit 75) for the next run to resume.
+            Slack allows about one app write a minute per workspace (Tier 1). Every
+            workspace writes at its own quota at once, whatever --concurrency is; the
+            job prints the ETA the busiest workspace implies. With --max-duration it
+            starts no write the quota would allow only later, and stops cleanly
+            (exit 75) for the next run to resume.
             """)
 
     @OptionGroup var global: GlobalOptions

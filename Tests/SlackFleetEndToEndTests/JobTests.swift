@@ -240,11 +240,61 @@ extension JobSuites {
             #expect(counts["changed"] == 1, "one app per minute: one instance done")
             #expect(counts["deferred"] == 3)
             #expect(first.stderr.contains("ETA 3 min"))
+            let deferred = JobFixture.lines(first).filter { $0["result"] as? String == "deferred" }
+            #expect(deferred.count == 3 && deferred.allSatisfy { ($0["detail"] as? String ?? "").contains("Tier 1 call to Slack could not go before --max-duration ends") },
+                    "the quota said so before any of them started: \(deferred)")
+            #expect(try fixture.sim.calls()["slack:apps.manifest.create"] == 1, "no group was started that could not write in time")
             #expect(try fixture.cli.run(["audit", "verify"]).status == 0)
             let fast = try FastJobFile.write("provision-app", scale: 1000, in: fixture.directory, settle: 30)
             let rest = try fixture.cli.run(["provision-app", "--all", "--job-file", fast, "--json"], timeout: 120)
             #expect(rest.status == 0, "\(rest.output)")
             #expect((JobFixture.lines(rest).last?["counts"] as? [String: Int])?["ok"] == 1, "the first instance is left as it is")
+        }
+    }
+}
+
+extension JobSuites {
+    @Suite("Jobs: quotas")
+    struct QuotaTests {
+        @Test("--concurrency 1 on 5 workspaces: one call in flight, yet every workspace's Tier 1 quota is spent at once; no 429; the share used is reported")
+        func everyWorkspaceAtOnce() throws {
+            // Slack's Tier 1 (one write a minute, fleet-sim's burst) on a clock 60 times fast; each
+            // instance has an app of its own, so each workspace has 4 creates to make.
+            let fixture = try JobFixture(instances: 20, workspaces: 5, groups: 0, timeScale: 60, simConfig: #"{"rollout_delay_ms": 50}"#)
+            _ = try fixture.sim.control("POST", "calls/reset")
+            let metrics = fixture.directory.file("metrics.prom")
+            let run = try fixture.provision(["--concurrency", "1", "--json", "--metrics-file", metrics])
+            #expect(run.status == 0, "\(run.output)")
+            #expect((JobFixture.lines(run).last?["counts"] as? [String: Int])?["changed"] == 20)
+            let calls = try #require(try fixture.sim.control("GET", "calls") as? [String: Any])
+            #expect((calls["ratelimited"] as? [String: Int] ?? [:]).values.reduce(0, +) == 0, "no 429: \(calls)")
+            #expect(calls["most_in_flight"] as? Int == 1, "--concurrency bounds the calls in flight")
+
+            // The order Slack saw the creates in (an app ID ends in its sequence number): at every
+            // point, no workspace is more than one create ahead of another, so none waited behind
+            // another's quota. One lane per workspace in turn would make TSIM0001's 4 first.
+            let apps = try #require(try fixture.sim.control("GET", "apps") as? [[String: Any]])
+                .filter { (($0["manifest"] as? [String: Any])?["display_information"] as? [String: Any])?["name"] as? String != "canary reader" }
+            let created = apps.compactMap { app -> (Int, String)? in
+                guard let id = app["app_id"] as? String, let team = app["team_id"] as? String, let number = Int(id.suffix(4)) else { return nil }
+                return (number, team)
+            }.sorted { $0.0 < $1.0 }.map(\.1)
+            #expect(created.count == 20)
+            var made: [String: Int] = [:]
+            for team in created {
+                made[team, default: 0] += 1
+                let counts = Set(["TSIM0001", "TSIM0002", "TSIM0003", "TSIM0004", "TSIM0005"]).map { made[$0] ?? 0 }
+                #expect(counts.max()! - counts.min()! <= 1, "the creates went in this order: \(Array(created))")
+                if counts.max()! - counts.min()! > 1 { break }
+            }
+
+            let summary = try #require(JobFixture.lines(run).last)
+            let shares = try #require((summary["quota_utilization"] as? [String: Any])?["tier1"] as? [String: Double], "\(summary)")
+            #expect(shares.keys.sorted() == ["TSIM0001", "TSIM0002", "TSIM0003", "TSIM0004", "TSIM0005"])
+            #expect(shares.values.allSatisfy { $0 > 0 && $0 <= 1 })
+            #expect((summary["eta_seconds"] as? Double).map { $0 > 0 } == true)
+            let text = try String(contentsOfFile: metrics, encoding: .utf8)
+            #expect(text.contains(#"slackfleet_quota_utilization{job="provision-app",workspace="TSIM0003",tier="tier1"}"#), "\(text)")
         }
     }
 }

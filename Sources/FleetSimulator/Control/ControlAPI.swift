@@ -11,11 +11,13 @@ extension Simulator {
                 return .json(["ok": true])
             case ("GET", ["calls"]):
                 return .json(["calls": .object(world.calls.mapValues { .integer(Int64($0)) }),
-                              "ratelimited": .object(world.rateLimiter.limited.mapValues { .integer(Int64($0)) })])
+                              "ratelimited": .object(world.rateLimiter.limited.mapValues { .integer(Int64($0)) }),
+                              "most_in_flight": .integer(Int64(inFlight.mostAtOnce))])
             case ("GET", ["mutations"]):
                 return .json(.object(world.mutations.mapValues { .array($0.sorted().map(JSONValue.string)) }))
             case ("POST", ["calls", "reset"]):
                 world.calls.removeAll()
+                inFlight.reset()
                 return .json(["ok": true])
             case ("GET", ["apps"]):
                 return .json(.array(world.apps.values.sorted { $0.id < $1.id }.map(Simulator.describe)))

@@ -12,12 +12,29 @@ public struct FleetSpec: Sendable {
     /// Entities per instance whose people connect Slack integrations of their own (see
     /// `SimConfig.userIntegrations`); each workspace gets a channel for each.
     public var userIntegrations = 0
+    /// Instances per workspace, in order (a skewed fleet: `[100, 2, 2]`); nil spreads them round
+    /// robin. Shared app groups are spread round robin either way.
+    public var workspaceSizes: [Int]?
 
     public init(instances: Int, workspaces: Int, sharedGroups: Int = 0, groupSize: Int = 5) {
         self.instances = instances
         self.workspaces = max(1, workspaces)
         self.sharedGroups = sharedGroups
         self.groupSize = max(1, groupSize)
+    }
+}
+
+extension FleetSpec {
+    /// The workspace (its index) instance `index` goes to.
+    func workspace(of index: Int, group: Int?) -> Int {
+        if let group { return group % workspaces }
+        guard let sizes = workspaceSizes, !sizes.isEmpty else { return index % workspaces }
+        var start = 0
+        for (workspace, size) in sizes.enumerated() {
+            if index < start + size { return workspace % workspaces }
+            start += size
+        }
+        return index % workspaces
     }
 }
 
@@ -88,7 +105,7 @@ extension Simulator {
             for index in 0..<spec.instances {
                 let name = String(format: "wandb-%04d", index + 1)
                 let group = index < shared ? index / spec.groupSize : nil
-                let workspace = issued.workspaces[(group ?? index) % issued.workspaces.count]
+                let workspace = issued.workspaces[spec.workspace(of: index, group: group)]
                 let kind: SimRegistrarKind = SimRegistrarKind(rawValue: spec.registrars)
                     ?? (index % 10 == 8 ? .operatorV1 : index % 10 == 9 ? .exec : .operatorV2)
                 let host = "https://\(name).wandb.fleet-sim.test"

@@ -93,14 +93,17 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             let request = Self.request(head, body: Data(body.readableBytesView))
+            // Calls to the services count toward the requests in flight; the control API's do not.
+            let gauge: InFlightGauge? = request.path.hasPrefix("/_sim/") ? nil : simulator.inFlight
+            gauge?.begin()
             if let response = simulator.answerAtOnce(request) {
-                Self.deliver(response, head: head, to: channel)
+                Self.deliver(response, head: head, to: channel, gauge: gauge)
                 return
             }
             let simulator = simulator
             Task {
                 let response = await simulator.handle(request)
-                Self.deliver(response, head: head, to: channel)
+                Self.deliver(response, head: head, to: channel, gauge: gauge)
             }
         }
     }
@@ -115,11 +118,12 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                           headers: headers, body: body)
     }
 
-    private static func deliver(_ response: SimResponse, head: HTTPRequestHead, to channel: Channel) {
+    private static func deliver(_ response: SimResponse, head: HTTPRequestHead, to channel: Channel, gauge: InFlightGauge? = nil) {
         let loop = channel.eventLoop
         switch response.disposition {
         case .reset:
             loop.scheduleTask(in: .milliseconds(Int64(response.delay * 1000))) {
+                gauge?.end()
                 // SO_LINGER 0 turns the close into a TCP reset.
                 if let provider = channel as? SocketOptionProvider {
                     _ = provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).flatMap { channel.close() }
@@ -128,12 +132,21 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                 }
             }
         case .hang(let seconds):
-            loop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { _ = channel.close() }
+            loop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+                gauge?.end()
+                _ = channel.close()
+            }
         case .respond:
             if response.delay > 0 {
-                loop.scheduleTask(in: .microseconds(Int64(response.delay * 1_000_000))) { write(response, head: head, to: channel) }
+                loop.scheduleTask(in: .microseconds(Int64(response.delay * 1_000_000))) {
+                    gauge?.end()
+                    write(response, head: head, to: channel)
+                }
             } else {
-                loop.execute { write(response, head: head, to: channel) }
+                loop.execute {
+                    gauge?.end()
+                    write(response, head: head, to: channel)
+                }
             }
         }
     }
@@ -153,5 +166,31 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
         if !keepAlive { done.whenComplete { _ in _ = channel.close() } }
+    }
+}
+
+/// The requests to the simulated services between arrival and answer, and the most at once
+/// since the last reset: what a test reads to see a client's bound on calls in flight.
+final class InFlightGauge: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = 0
+    private var peak = 0
+
+    func begin() {
+        lock.withLock {
+            current += 1
+            peak = max(peak, current)
+        }
+    }
+
+    func end() {
+        lock.withLock { current -= 1 }
+    }
+
+    /// The most at once since the last reset.
+    var mostAtOnce: Int { lock.withLock { peak } }
+
+    func reset() {
+        lock.withLock { peak = current }
     }
 }

@@ -48,6 +48,8 @@ public final class HTTPTransport: Sendable {
         /// A PEM file of CA certificates trusted besides the system's (`--ca-file`), for a
         /// private CA in front of W&B or Kubernetes. Verification itself is never turned off.
         public var caFile: String?
+        /// The most requests in flight at once (`--concurrency`); nil for no bound.
+        public var maximumInFlight: Int?
 
         public init() {}
     }
@@ -70,10 +72,13 @@ public final class HTTPTransport: Sendable {
     private let closing = Mutex<EventLoopFuture<Void>?>(nil)
     private let configuration: Configuration
     private let logger: Logger
+    /// One permit per request in flight, when the run bounds them.
+    private let slots: DispatchSemaphore?
 
     public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "slackfleet.http", factory: { _ in SwiftLogNoOpLogHandler() })) {
         self.configuration = configuration
         self.logger = logger
+        slots = configuration.maximumInFlight.map { DispatchSemaphore(value: max(1, $0)) }
         var clientConfiguration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .milliseconds(Int64(configuration.connectTimeout * 1000)))
@@ -142,6 +147,9 @@ public final class HTTPTransport: Sendable {
         var requestLogger = logger.logLevel <= .debug ? logger : HTTPTransport.silent
         if logger.logLevel <= .debug { requestLogger[metadataKey: "request-id"] = "\(RandomID.uuid().prefix(8))" }
         requestLogger.debug("→ \(target)")
+        // A permit for the request's time in flight (`--concurrency`); the timeout starts after it.
+        slots?.wait()
+        defer { slots?.signal() }
         let started = DispatchTime.now()
         let accumulator = ResponseAccumulator(request: request, maxBodySize: configuration.maximumResponseBytes)
         let response: HTTPClient.Response

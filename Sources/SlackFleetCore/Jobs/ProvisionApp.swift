@@ -52,23 +52,48 @@ public struct ProvisionApp: FleetJob {
         (try? apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, context: context)) == nil ? 1 : 0
     }
 
-    public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
+    /// A group with an app: register it. Without: validate its manifest now, and create it once
+    /// the workspace's Tier 1 quota lets a write go (the scheduler's step), then register it.
+    public func start(_ group: GroupWork, context: JobContext) -> GroupStep {
         let workspace = group.workspace
-        var created = false
-        let app: App?
         do {
             if let existing = try apps.app(workspaceID: workspace.id, appGroup: group.key.appGroup, context: context) {
-                app = existing
-            } else {
-                app = try create(group, context: context)
-                created = true
+                return .done(register(group, app: existing, createdNow: false, context: context))
             }
+            let token = try context.vault.resolve(workspace.configToken)
+            let manifest = ProvisionApp.manifest(template: context.settings.manifest, group: group)
+            try context.slack(workspace).validate(manifest, appID: nil, token: token)
+            // A dry run records the create as planned and calls nothing: no quota to wait for.
+            if context.executor.dryRun { return .done(create(group, manifest: manifest, token: token, context: context)) }
+            return .spend(.tier1) { context in .done(create(group, manifest: manifest, token: token, context: context)) }
+        } catch {
+            return .done(context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error)))
+        }
+    }
+
+    /// Creates the group's app (Tier 1) and stores its credentials at once, then registers it.
+    private func create(_ group: GroupWork, manifest: JSON, token: SecretValue, context: JobContext) -> [InstanceResult] {
+        let workspace = group.workspace
+        do {
+            let urls = manifest["oauth_config"]?["redirect_urls"]?.strings ?? []
+            guard let app = try ProvisionApp.createAndStore(
+                manifest, group: group, stage: .current, token: token, context: context,
+                summary: "in workspace \(workspace.id) with \(urls.count) redirect URL\(urls.count == 1 ? "" : "s")",
+                detail: ["redirect_urls": .list(urls.map(JSON.string)), "ip_allowlist": .list(ProvisionApp.ipRanges(group.instances).map(JSON.string))]) else {
+                // A dry run: the app would be created, then registered with every instance.
+                return context.all(group, .changed, "would create a Slack app for app group \(group.key.appGroup) and register it with this instance")
+            }
+            return register(group, app: app, createdNow: true, context: context)
         } catch {
             return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
         }
-        guard let app, let clientID = app.clientID, let appID = app.slackAppID else {
-            // A dry run: the app would be created, then registered with every instance.
-            return context.all(group, .changed, "would create a Slack app for app group \(group.key.appGroup) and register it with this instance")
+    }
+
+    /// Registers `app` with every instance of the group, each with its connection state.
+    private func register(_ group: GroupWork, app: App, createdNow: Bool, context: JobContext) -> [InstanceResult] {
+        let workspace = group.workspace
+        guard let clientID = app.clientID, let appID = app.slackAppID else {
+            return context.all(group, .failed, "the stored app of app group \(group.key.appGroup) has no Slack app ID or client ID")
         }
         let credentials: SlackCredentials
         do {
@@ -76,7 +101,6 @@ public struct ProvisionApp: FleetJob {
         } catch {
             return context.all(group, .failed, ChangeExecutor.describe(error))
         }
-        let createdNow = created
         let target = context.executor.dryRun ? nil : Connections.canaryTarget(workspace, context: context)
         return context.each(group.instances) { instance in
             do {
@@ -124,21 +148,6 @@ public struct ProvisionApp: FleetJob {
             result.connection = .unknown
             result.detail += "; the canary's Slack integrations could not be read: \(ChangeExecutor.describe(error))"
         }
-    }
-
-    /// Validates (Tier 3) and creates (Tier 1) the group's app, and stores its credentials at
-    /// once. Returns nil in a dry run.
-    private func create(_ group: GroupWork, context: JobContext) throws -> App? {
-        let workspace = group.workspace
-        let token = try context.vault.resolve(workspace.configToken)
-        let slack = context.slack(workspace)
-        let manifest = ProvisionApp.manifest(template: context.settings.manifest, group: group)
-        try slack.validate(manifest, appID: nil, token: token)
-        let urls = manifest["oauth_config"]?["redirect_urls"]?.strings ?? []
-        return try ProvisionApp.createAndStore(manifest, group: group, stage: .current, token: token, context: context,
-                                               summary: "in workspace \(workspace.id) with \(urls.count) redirect URL\(urls.count == 1 ? "" : "s")",
-                                               detail: ["redirect_urls": .list(urls.map(JSON.string)),
-                                                        "ip_allowlist": .list(ProvisionApp.ipRanges(group.instances).map(JSON.string))])
     }
 
     /// Creates an app from `manifest` (Tier 1) through the executor and stores its credentials

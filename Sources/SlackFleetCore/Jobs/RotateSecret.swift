@@ -89,43 +89,48 @@ public struct RotateSecret: FleetJob {
         return true
     }
 
-    public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
+    /// A blue/green rotation's app writes (the deletion of a previous app, the new app's create)
+    /// each wait for the workspace's Tier 1 quota as a step of their own; everything else runs
+    /// at once.
+    public func start(_ group: GroupWork, context: JobContext) -> GroupStep {
         shared.lock.lock()
         let token = configTokens ? shared.tokens[group.workspace.id] : nil
         let members = shared.groups[group.key] ?? group.instances
         let groupCount = shared.groupCount
         shared.lock.unlock()
         if let token, !clientSecret || token.outcome == .failed {
-            return context.all(group, token.outcome, token.detail + (token.outcome == .failed && clientSecret ? "; the client secret was not rotated" : ""))
+            return .done(context.all(group, token.outcome, token.detail + (token.outcome == .failed && clientSecret ? "; the client secret was not rotated" : "")))
         }
         let whole = GroupWork(key: group.key, workspace: group.workspace, instances: members)
         if secretFrom != nil, groupCount != 1 {
-            return context.all(group, .failed, "--secret-from is the new secret of one app: the selection covers \(groupCount) app groups; select the instances of one (--instance NAME or --label)")
+            return .done(context.all(group, .failed, "--secret-from is the new secret of one app: the selection covers \(groupCount) app groups; select the instances of one (--instance NAME or --label)"))
         }
-        var results: [InstanceResult]
+        let step: GroupStep
         do {
             guard let current = try AppRepository.current(workspaceID: group.workspace.id, appGroup: group.key.appGroup, in: context.store),
                   current.slackAppID != nil else {
-                return context.all(whole, .skipped, "no Slack app for app group \(group.key.appGroup) yet: run provision-app first")
+                return .done(context.all(whole, .skipped, "no Slack app for app group \(group.key.appGroup) yet: run provision-app first"))
             }
             try RotateSecret.requireCanaries(whole)
             // A pending change resumes as the kind it was, whichever kind this run asks for.
             if let pending = try AppRepository.apps(workspaceID: group.workspace.id, appGroup: group.key.appGroup, stage: .pending, in: context.store).first {
-                results = pending.origin == "propagated" ? resumeInPlace(whole, pending: pending, current: current, context: context)
-                                                         : blueGreen(whole, current: current, context: context)
+                step = pending.origin == "propagated" ? .done(resumeInPlace(whole, pending: pending, current: current, context: context))
+                                                      : blueGreen(whole, current: current, context: context)
             } else {
-                results = mode == .blueGreen ? blueGreen(whole, current: current, context: context) : inPlace(whole, current: current, context: context)
+                step = mode == .blueGreen ? blueGreen(whole, current: current, context: context) : .done(inPlace(whole, current: current, context: context))
             }
         } catch {
-            return context.all(whole, JobContext.outcome(of: error), ChangeExecutor.describe(error))
+            return .done(context.all(whole, JobContext.outcome(of: error), ChangeExecutor.describe(error)))
         }
-        if let token, token.outcome == .changed {
-            for index in results.indices {
-                results[index].detail = token.detail + "; " + results[index].detail
-                if results[index].outcome == .ok { results[index].outcome = .changed }
+        guard let token, token.outcome == .changed else { return step }
+        return step.map { results in
+            results.map { result in
+                var result = result
+                result.detail = token.detail + "; " + result.detail
+                if result.outcome == .ok { result.outcome = .changed }
+                return result
             }
         }
-        return results
     }
 
     // MARK: In place
@@ -135,7 +140,7 @@ public struct RotateSecret: FleetJob {
     private func inPlace(_ group: GroupWork, current: App, context: JobContext) -> [InstanceResult] {
         let workspace = group.workspace, appID = current.slackAppID ?? ""
         do {
-            let housekeeping = try retirePrevious(group, current: current, context: context)
+            let housekeeping = try retireInline(group, current: current, context: context)
             let slack = context.slack(workspace)
             let stored = try AppRepository.credentials(current, vault: context.vault)
             guard let reference = secretFrom else {
@@ -244,61 +249,83 @@ public struct RotateSecret: FleetJob {
 
     // MARK: Blue/green
 
-    private func blueGreen(_ group: GroupWork, current: App, context: JobContext) -> [InstanceResult] {
+    /// The blue/green rotation of `group` as steps: a previous app due for deletion goes first
+    /// (a Tier 1 step each), then, unless a previous app is kept, the new app's create (a Tier 1
+    /// step), then its registration, verification and promotion. `deleted`: what earlier steps
+    /// of this run deleted (or, in a dry run, would).
+    private func blueGreen(_ group: GroupWork, current: App, context: JobContext, deleted: [App] = []) -> GroupStep {
         let workspace = group.workspace, currentAppID = current.slackAppID ?? ""
         do {
             let token = try context.vault.resolve(workspace.configToken)
             let slack = context.slack(workspace)
-            var pending = try AppRepository.apps(workspaceID: workspace.id, appGroup: group.key.appGroup, stage: .pending, in: context.store).first
-            if let app = pending, app.origin == "created", let appID = app.slackAppID {
+            if let pending = try AppRepository.apps(workspaceID: workspace.id, appGroup: group.key.appGroup, stage: .pending, in: context.store).first,
+               pending.origin == "created", let appID = pending.slackAppID {
                 // A pending app from a run that ended early: carry on with it, unless it is gone.
                 do {
                     _ = try slack.export(appID: appID, token: token)
+                    if context.executor.dryRun {
+                        return .done(context.all(group, .changed, "would resume the rotation to pending app \(appID): register it with every instance, verify, promote"))
+                    }
+                    return .done(finishBlueGreen(group, pending: pending, current: current, context: context))
                 } catch let error as SlackAPIError where ["app_not_found", "invalid_app_id"].contains(error.code) {
-                    if !context.executor.dryRun { try AppRepository.retire(app, in: context.store) }
-                    pending = nil
+                    if !context.executor.dryRun { try AppRepository.retire(pending, in: context.store) }
                 }
             }
-            var note = ""
-            if pending == nil {
-                let previous = try retirePrevious(group, current: current, context: context)
-                note = previous.note
-                if let kept = previous.kept {
-                    return previous.results(group, outcome: note.isEmpty ? .ok : .changed, detail: note + kept)
+            let previous = try retirement(group, current: current, skipping: Set(deleted.compactMap(\.id)), context: context)
+            if let doomed = previous.delete {
+                if context.executor.dryRun {
+                    try deleteApp(doomed.app, group: group, why: doomed.why, breaking: doomed.breaking, context: context)
+                    return blueGreen(group, current: current, context: context, deleted: deleted + [doomed.app])
                 }
-                if minAge > 0, let created = Timestamp.parse(current.createdAt), -created.timeIntervalSinceNow < minAge {
-                    return context.all(group, note.isEmpty ? .ok : .changed,
-                                       note + "app \(currentAppID) is \(Runner.duration(-created.timeIntervalSinceNow)) old, less than --min-age \(Runner.duration(minAge)): not rotated")
+                return .spend(.tier1) { context in
+                    do {
+                        try self.deleteApp(doomed.app, group: group, why: doomed.why, breaking: doomed.breaking, context: context)
+                        try AppRepository.retire(doomed.app, in: context.store)
+                    } catch {
+                        return .done(context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error)))
+                    }
+                    return self.blueGreen(group, current: current, context: context, deleted: deleted + [doomed.app])
                 }
-                // Every instance must answer before anything is created: a group with a member
-                // down cannot be promoted, so it costs no Tier 1 write and leaves no app behind.
-                if let unreachable = RotateSecret.unreachable(group, context: context) {
-                    return unreachable
-                }
-                // The new app starts from the current one's manifest as Slack has it, edits made in
-                // Slack's UI included.
-                let manifest = try slack.export(appID: currentAppID, token: token)
-                try slack.validate(manifest, appID: nil, token: token)
-                guard let created = try ProvisionApp.createAndStore(
-                    manifest, group: group, stage: .pending, token: token, context: context,
-                    summary: "to replace app \(currentAppID) (blue/green rotation; the new app is pending until a canary integration made through it delivers)",
-                    detail: ["replaces": .string(currentAppID)]) else {
-                    return context.all(group, .changed, "would create a new app from the manifest of \(currentAppID), register it with the \(group.instances.count) instance(s) of app group \(group.key.appGroup), wait for a person to connect the canary through it, then promote it (the old app kept while integrations from before depend on it)")
-                }
-                CrashPoint.reach("rotate:pending-stored")
-                pending = created
             }
-            guard let pending else { return [] }
-            if context.executor.dryRun {
-                return context.all(group, .changed, "would resume the rotation to pending app \(pending.slackAppID ?? ""): register it with every instance, verify, promote")
+            let note = deleted.isEmpty ? "" : "\(context.executor.dryRun ? "would delete" : "deleted") previous app \(deleted.compactMap(\.slackAppID).joined(separator: ", ")) (no integration depends on it any more, or --delete-previous-breaking said how many may break); "
+            if let kept = previous.kept {
+                return .done(previous.results(group, outcome: note.isEmpty ? .ok : .changed, detail: note + kept))
             }
-            return finishBlueGreen(group, pending: pending, current: current, context: context).map { result in
-                var result = result
-                result.detail = note + result.detail
-                return result
+            if minAge > 0, let created = Timestamp.parse(current.createdAt), -created.timeIntervalSinceNow < minAge {
+                return .done(context.all(group, note.isEmpty ? .ok : .changed,
+                                         note + "app \(currentAppID) is \(Runner.duration(-created.timeIntervalSinceNow)) old, less than --min-age \(Runner.duration(minAge)): not rotated"))
             }
+            // Every instance must answer before anything is created: a group with a member
+            // down cannot be promoted, so it costs no Tier 1 write and leaves no app behind.
+            if let unreachable = RotateSecret.unreachable(group, context: context) {
+                return .done(unreachable)
+            }
+            // The new app starts from the current one's manifest as Slack has it, edits made in
+            // Slack's UI included.
+            let manifest = try slack.export(appID: currentAppID, token: token)
+            try slack.validate(manifest, appID: nil, token: token)
+            let create: @Sendable (JobContext) -> [InstanceResult] = { context in
+                do {
+                    guard let created = try ProvisionApp.createAndStore(
+                        manifest, group: group, stage: .pending, token: token, context: context,
+                        summary: "to replace app \(currentAppID) (blue/green rotation; the new app is pending until a canary integration made through it delivers)",
+                        detail: ["replaces": .string(currentAppID)]) else {
+                        return context.all(group, .changed, note + "would create a new app from the manifest of \(currentAppID), register it with the \(group.instances.count) instance(s) of app group \(group.key.appGroup), wait for a person to connect the canary through it, then promote it (the old app kept while integrations from before depend on it)")
+                    }
+                    CrashPoint.reach("rotate:pending-stored")
+                    return self.finishBlueGreen(group, pending: created, current: current, context: context).map { result in
+                        var result = result
+                        result.detail = note + result.detail
+                        return result
+                    }
+                } catch {
+                    return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
+                }
+            }
+            // A dry run records the create as planned and calls nothing: no quota to wait for.
+            return context.executor.dryRun ? .done(create(context)) : .spend(.tier1) { .done(create($0)) }
         } catch {
-            return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
+            return .done(context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error)))
         }
     }
 
@@ -348,7 +375,7 @@ public struct RotateSecret: FleetJob {
         do {
             try promote(group, pending: pending, current: current, context: context)
             if grace <= 0, let now = try AppRepository.current(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store) {
-                let retired = try retirePrevious(group, current: now, context: context)
+                let retired = try retireInline(group, current: now, context: context)
                 tail = retired.kept ?? "previous app deleted (--grace 0)"
                 for (instance, action) in retired.actions { verified[instance]?.action = action }
             }
@@ -534,14 +561,16 @@ public struct RotateSecret: FleetJob {
         }
     }
 
-    /// What became of the group's previous apps.
+    /// What the group's previous apps call for now.
     private struct Retirement {
         /// Why a previous app is kept, if one is.
         var kept: String?
-        /// What was deleted, as a prefix for results (empty when nothing).
-        var note = ""
         /// Per instance, who must connect again before the previous app may go.
         var actions: [String: PersonAction] = [:]
+        /// Whether the grace of the app kept is over (people, not time, keep it).
+        var graceOver = false
+        /// A previous app to delete now, why, and the integrations that ends (for the audit log).
+        var delete: (app: App, why: String, breaking: [JSON])?
 
         /// The group's results while a previous app is kept: instances whose people must connect
         /// again carry the action, and wait for it once the grace is over.
@@ -555,24 +584,18 @@ public struct RotateSecret: FleetJob {
                 return result
             }
         }
-
-        var graceOver = false
     }
 
-    /// Deletes the group's `previous` apps whose grace has passed, once every instance reports the
-    /// current client ID and no integration from before the cutover still depends on them (each is
-    /// gone, or its entity has a newer integration in the same channel), or `--delete-previous-breaking`
-    /// names exactly how many it would break (recorded in the audit log, by integration).
-    private func retirePrevious(_ group: GroupWork, current: App, context: JobContext) throws -> Retirement {
+    /// Decides what the group's `previous` apps call for, writing nothing to Slack: one to delete
+    /// now once its grace has passed, every instance reports the current client ID and no
+    /// integration from before the cutover still depends on it (each gone, or its entity has a
+    /// newer integration in the same channel), or `--delete-previous-breaking` names exactly how
+    /// many it would break; else why it is kept. `skipping`: apps this run has dealt with.
+    private func retirement(_ group: GroupWork, current: App, skipping: Set<Int64> = [], context: JobContext) throws -> Retirement {
         let workspace = group.workspace
         var retirement = Retirement()
-        var deleted: [String] = []
-        defer {
-            if !deleted.isEmpty {
-                retirement.note = "\(context.executor.dryRun ? "would delete" : "deleted") previous app \(deleted.joined(separator: ", ")) (no integration depends on it any more); "
-            }
-        }
-        for previous in try AppRepository.apps(workspaceID: workspace.id, appGroup: group.key.appGroup, stage: .previous, in: context.store) {
+        for previous in try AppRepository.apps(workspaceID: workspace.id, appGroup: group.key.appGroup, stage: .previous, in: context.store)
+            where !skipping.contains(previous.id ?? -1) {
             let since = (previous.stageChangedAt ?? previous.updatedAt)
             let due = (Timestamp.parse(since) ?? Date.distantPast).addingTimeInterval(grace)
             let previousID = previous.slackAppID ?? ""
@@ -608,14 +631,29 @@ public struct RotateSecret: FleetJob {
             }
             let broken: [JSON] = remaining.map { ["instance": .string($0.instance), "entity": .string($0.entry.entity), "integration": .string($0.entry.integration.id),
                                                   "team": .string($0.entry.integration.teamName), "channel": .string($0.entry.integration.channelName)] }
-            try deleteApp(previous, group: group, why: remaining.isEmpty ? "replaced at \(since); no integration depends on it any more"
-                                                                        : "deleted anyway with --delete-previous-breaking \(remaining.count): \(remaining.count) integration(s) end",
-                          breaking: broken, context: context)
-            if !context.executor.dryRun { try AppRepository.retire(previous, in: context.store) }
-            deleted.append(previousID + (remaining.isEmpty ? "" : ", breaking \(remaining.count) integration(s)"))
             retirement.actions = [:]
+            retirement.delete = (previous, remaining.isEmpty ? "replaced at \(since); no integration depends on it any more"
+                                                             : "deleted anyway with --delete-previous-breaking \(remaining.count): \(remaining.count) integration(s) end", broken)
+            return retirement
         }
         return retirement
+    }
+
+    /// The group's previous apps dealt with on this thread, each deletion's Tier 1 call waited for
+    /// on the pacer: for the paths that meet a previous app mid-way (an in-place rotation, the end
+    /// of a blue/green one with --grace 0).
+    private func retireInline(_ group: GroupWork, current: App, context: JobContext) throws -> (kept: String?, note: String, actions: [String: PersonAction]) {
+        var deleted: [App] = []
+        while true {
+            let previous = try retirement(group, current: current, skipping: Set(deleted.compactMap(\.id)), context: context)
+            guard let doomed = previous.delete else {
+                let note = deleted.isEmpty ? "" : "\(context.executor.dryRun ? "would delete" : "deleted") previous app \(deleted.compactMap(\.slackAppID).joined(separator: ", ")); "
+                return (previous.kept, note, previous.actions)
+            }
+            try deleteApp(doomed.app, group: group, why: doomed.why, breaking: doomed.breaking, context: context)
+            if !context.executor.dryRun { try AppRepository.retire(doomed.app, in: context.store) }
+            deleted.append(doomed.app)
+        }
     }
 
     /// An integration that depends on a retiring app and has not been connected again.

@@ -70,18 +70,29 @@ public struct SyncRedirects: FleetJob {
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }
 
-    public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
+    /// Exports the app once the workspace's Tier 3 quota lets a read go, and on drift updates it
+    /// once its Tier 1 quota lets a write go: each its own step, so no worker waits on a quota.
+    public func start(_ group: GroupWork, context: JobContext) -> GroupStep {
         do {
             guard let app = try apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, context: context),
                   let appID = app.slackAppID else {
-                return context.all(group, .skipped, "no Slack app yet: run provision-app first")
+                return .done(context.all(group, .skipped, "no Slack app yet: run provision-app first"))
             }
+            return .spend(.tier3) { context in self.compare(group, app: app, appID: appID, context: context) }
+        } catch {
+            return .done(context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error)))
+        }
+    }
+
+    /// Export, compare, and (on drift) keep a snapshot and validate the edited manifest.
+    private func compare(_ group: GroupWork, app: App, appID: String, context: JobContext) -> GroupStep {
+        do {
             let token = try context.vault.resolve(group.workspace.configToken)
             let slack = context.slack(group.workspace)
             let exported = try slack.export(appID: appID, token: token)
             let drift = SyncRedirects.drift(exported: exported, instances: group.instances)
             if drift.isEmpty {
-                return context.all(group, .ok, "app \(appID): redirect URLs and IP allow-list match the inventory")
+                return .done(context.all(group, .ok, "app \(appID): redirect URLs and IP allow-list match the inventory"))
             }
             let edited = SyncRedirects.edited(exported, instances: group.instances)
             if !context.executor.dryRun {
@@ -92,6 +103,17 @@ public struct SyncRedirects: FleetJob {
             } catch let error as SlackAPIError {
                 throw FleetError.failed("Slack refused the edited manifest of app \(appID): " + error.problems.map { "\($0.pointer): \($0.message)" }.joined(separator: "; "))
             }
+            if context.executor.dryRun { return .done(update(group, appID: appID, edited: edited, drift: drift, token: token, context: context)) }
+            return .spend(.tier1) { context in .done(self.update(group, appID: appID, edited: edited, drift: drift, token: token, context: context)) }
+        } catch {
+            return .done(context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error)))
+        }
+    }
+
+    /// apps.manifest.update with the complete edited manifest, through the executor.
+    private func update(_ group: GroupWork, appID: String, edited: JSON, drift: Drift, token: SecretValue, context: JobContext) -> [InstanceResult] {
+        do {
+            let slack = context.slack(group.workspace)
             let change = ChangeExecutor.Change(
                 target: "slack:app/\(appID)", action: "update-redirects", summary: "app \(appID): \(drift.summary)",
                 detail: ["redirect_urls_added": .list(drift.addedURLs.map(JSON.string)), "redirect_urls_removed": .list(drift.removedURLs.map(JSON.string)),

@@ -54,8 +54,10 @@ public struct VerifyDelivery: FleetJob {
         var connection: Connections.Canary?
     }
 
-    public func run(_ group: GroupWork, context: JobContext) -> [InstanceResult] {
-        verify(group, expecting: Expectation(), context: context)
+    /// The checks start once the workspace's Tier 3 quota lets the app's export go, so a big
+    /// run keeps every workspace's exports and polls busy without a 429.
+    public func start(_ group: GroupWork, context: JobContext) -> GroupStep {
+        .spend(.tier3) { context in .done(verify(group, expecting: Expectation(), context: context)) }
     }
 
     /// The app's side of the checks, read once per group: its client ID, redirect URLs and scopes

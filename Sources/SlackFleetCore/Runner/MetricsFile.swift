@@ -58,6 +58,14 @@ public enum MetricsFile {
                 out += "slackfleet_instance_connection{\(job),instance=\"\(result.instance)\",state=\"\(result.connection?.rawValue ?? "")\"} 1\n"
             }
         }
+        if !report.quotaUtilization.isEmpty {
+            out += "# HELP slackfleet_quota_utilization The share of each workspace's Slack quota the last run used (1: no call could have gone sooner).\n# TYPE slackfleet_quota_utilization gauge\n"
+            for (tier, shares) in report.quotaUtilization.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                for (workspace, share) in shares.sorted(by: { $0.key < $1.key }) {
+                    out += "slackfleet_quota_utilization{\(job),workspace=\"\(workspace)\",tier=\"\(tier.rawValue)\"} \(share)\n"
+                }
+            }
+        }
         out += "# HELP slackfleet_slack_rate_limited_total 429 answers in the last run, per workspace.\n# TYPE slackfleet_slack_rate_limited_total gauge\n"
         for (workspace, count) in report.rateLimited.sorted(by: { $0.key < $1.key }) {
             out += "slackfleet_slack_rate_limited_total{\(job),workspace=\"\(workspace)\"} \(count)\n"

@@ -115,6 +115,27 @@ public struct RunReport: Sendable {
     public var rateLimited: [String: Int] = [:]
     /// The changes a dry run would make, by instance ("" for app-wide changes).
     public var planned: [String: [String]] = [:]
+    /// The ETA the run announced for its Tier 1 writes, if it had any.
+    public var eta: TimeInterval?
+    /// The share of each workspace's quota the run used, per tier (SlackPacer.utilization).
+    public var quotaUtilization: [SlackTier: [String: Double]] = [:]
+
+    /// Why the run took more than 10% longer than its ETA, when it did (and the ETA was worth
+    /// holding to: at least 10 s); nil when it kept to it.
+    public var etaOverrun: String? {
+        guard let eta, eta >= 10 else { return nil }
+        let took = finishedAt.timeIntervalSince(startedAt)
+        guard took > eta * 1.1 else { return nil }
+        var reasons: [String] = []
+        let limited = rateLimited.values.reduce(0, +)
+        if limited > 0 { reasons.append("Slack answered 429 \(limited) time(s) (\(rateLimited.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")))") }
+        if count(.failed) > 0 { reasons.append("\(count(.failed)) instance(s) failed") }
+        if retries > 0 { reasons.append("\(retries) call(s) were retried") }
+        let slowest = (quotaUtilization[.tier1] ?? [:]).filter { $0.value < 0.9 }.sorted { $0.key < $1.key }
+        if !slowest.isEmpty { reasons.append("the Tier 1 quota of \(slowest.map { "\($0.key) (\(Int($0.value * 100))%)" }.prefix(3).joined(separator: ", ")) was not used in full: its writes waited on W&B or Kubernetes") }
+        if reasons.isEmpty { reasons.append("the work after each write (registration, rollouts) took longer than the quota's pace") }
+        return "the run took \(Runner.duration(took)), more than 10% over its ETA of \(Runner.duration(eta)): " + reasons.joined(separator: "; ")
+    }
 
     public func count(_ outcome: InstanceResult.Outcome) -> Int { results.filter { $0.outcome == outcome }.count }
 

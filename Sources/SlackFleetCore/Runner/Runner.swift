@@ -15,26 +15,6 @@ public struct GroupWork: Sendable {
     }
 }
 
-/// A job: what it makes true for one app group, reported per instance.
-public protocol FleetJob: Sendable {
-    var name: String { get }
-    /// Calls to Slack's Tier 1 this job may make for `group`, for the ETA (0 if unknown or none).
-    func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int
-    func run(_ group: GroupWork, context: JobContext) -> [InstanceResult]
-    /// Work done once per run before the app groups, such as rotating each workspace's
-    /// configuration token. Returns whether it stored workspace credentials: the groups are
-    /// then built again, with the tokens it stored.
-    func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool
-    /// Reads what every group will need (such as the stored apps) on a thread of its own while
-    /// the run recovers and announces itself, so the lanes do not all wait for it at their start.
-    func prepare(context: JobContext)
-}
-
-extension FleetJob {
-    public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool { false }
-    public func prepare(context: JobContext) {}
-}
-
 /// Everything a job's work needs, shared by all lanes of a run.
 public struct JobContext: Sendable {
     public let store: FleetStore
@@ -49,6 +29,10 @@ public struct JobContext: Sendable {
     public let settings: JobSettings
     /// What the run learnt about each workspace once (names, bots' apps, probe order).
     public let facts: WorkspaceFacts
+    /// The quota call the scheduler took for the step being run, if any (see GroupStep).
+    public var ticket: QuotaTicket?
+    /// How many instances of one group are worked on at once (`--concurrency`).
+    public var width = 16
 
     public init(store: FleetStore, vault: SecretVault, executor: ChangeExecutor, transport: HTTPTransport, pacer: SlackPacer,
                 retry: RetryPolicy, control: RunControl, metrics: CallMetrics, settings: JobSettings, facts: WorkspaceFacts = WorkspaceFacts()) {
@@ -78,7 +62,7 @@ public struct JobContext: Sendable {
     }
 
     public func slack(_ workspace: Workspace) -> SlackClient {
-        SlackClient(workspace: workspace, pacer: pacer, environment: environment)
+        SlackClient(workspace: workspace, pacer: pacer, environment: environment, ticket: ticket)
     }
 
     public func wandb(_ instance: Instance) throws -> WandbClient {
@@ -90,11 +74,13 @@ public struct JobContext: Sendable {
                             settleTimeout: settings.settleTimeoutSeconds)
     }
 
-    /// Runs `body` for every item, up to `width` at once on lanes of their own (serial
-    /// DispatchQueues, like the runner's), and returns the results in the items' order. For the
-    /// instances of a large app group, which would otherwise wait on one another.
-    public func each<Item: Sendable, Result: Sendable>(_ items: [Item], width: Int = 16, _ body: @escaping @Sendable (Item) -> Result) -> [Result] {
-        guard items.count > 1 else { return items.map(body) }
+    /// Runs `body` for every item, up to `width` (the run's `--concurrency` unless given) at once
+    /// on lanes of their own (serial DispatchQueues, like the runner's), and returns the results
+    /// in the items' order. For the instances of a large app group, which would otherwise wait on
+    /// one another.
+    public func each<Item: Sendable, Result: Sendable>(_ items: [Item], width: Int? = nil, _ body: @escaping @Sendable (Item) -> Result) -> [Result] {
+        let width = max(1, width ?? self.width)
+        guard items.count > 1, width > 1 else { return items.map(body) }
         let results = OrderedResults<Result>(count: items.count)
         let group = DispatchGroup()
         for lane in 0..<min(width, items.count) {
@@ -183,14 +169,21 @@ public final class Runner: @unchecked Sendable {
         defer { lock.release() }
         if let tookOver { notes(tookOver) }
 
-        let transport = HTTPTransport(configuration: options.transport, logger: logger)
+        // --concurrency bounds the calls in flight (and the instances of one group worked on at
+        // once); Slack's quotas, not it, bound how fast apps are written (QuotaScheduler).
+        let concurrency = max(1, options.concurrency ?? options.settings.concurrency)
+        var transportConfiguration = options.transport
+        transportConfiguration.maximumInFlight = concurrency
+        let transport = HTTPTransport(configuration: transportConfiguration, logger: logger)
         defer { transport.shutdown() }
         let metrics = CallMetrics()
         let executor = ChangeExecutor(audit: audit, dryRun: options.dryRun, control: control)
         let vault = self.vault
-        let context = JobContext(store: store, vault: vault, executor: executor, transport: transport,
-                                 pacer: SlackPacer(quotas: options.settings.slackQuotas), retry: options.settings.retryPolicy,
-                                 control: control, metrics: metrics, settings: options.settings)
+        var runContext = JobContext(store: store, vault: vault, executor: executor, transport: transport,
+                                    pacer: SlackPacer(quotas: options.settings.slackQuotas), retry: options.settings.retryPolicy,
+                                    control: control, metrics: metrics, settings: options.settings)
+        runContext.width = min(16, concurrency)
+        let context = runContext
         let prepared = Pending { job.prepare(context: context) }
         defer { try? prepared.value() }
         try reconcile(executor: executor, notes: notes)
@@ -211,28 +204,47 @@ public final class Runner: @unchecked Sendable {
         }
         let planned = try build()
         let total = planned.reduce(0) { $0 + $1.instances.count }
-        announce(job, work: planned, context: context, notes: notes)
+        let announcedETA = announce(job, work: planned, context: context, notes: notes)
         try recording.value()
         let work = job.begin(planned, context: context, notes: notes) ? try build() : planned
 
         let budget = try options.maxFailures ?? FailureBudget(parsing: options.settings.maxFailures)
         let shared = SharedRunState()
-        let lanes = max(1, min(options.concurrency ?? options.settings.concurrency, 128, max(work.count, 1)))
+        let scheduler = QuotaScheduler(pacer: context.pacer, control: control)
+        var writes: [String: Int] = [:]
+        for item in work { writes[item.workspace.id, default: 0] += job.expectedTier1Writes(item, context: context) }
+        scheduler.expectWrites(writes)
+        for (index, item) in work.enumerated() {
+            scheduler.add(QuotaScheduler.Item(group: index, workspace: item.workspace.id, tier: nil) { job.start(item, context: $0) })
+        }
+        // Workers take steps, not quotas: enough of them to keep every workspace's quota busy
+        // while others wait on W&B or Kubernetes; the transport bounds the calls in flight.
+        let workers = max(1, min(work.count, 256, max(concurrency, 16, 2 * Set(work.map(\.workspace.id)).count)))
+        let controls = GroupControls(timeout: options.settings.groupTimeoutSeconds, run: control)
         let group = DispatchGroup()
-        for lane in 0..<lanes {
-            DispatchQueue(label: "slackfleet.lane.\(lane)").async(group: group) { [self] in
-                while control.stop == nil, let index = shared.next(limit: work.count) {
-                    let started = DispatchTime.now()
-                    var groupContext = context
-                    groupContext.control = RunControl(group: options.settings.groupTimeoutSeconds, of: control)
-                    var results = job.run(work[index], context: groupContext)
-                    let elapsed = Int((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000)
-                    for position in results.indices where results[position].durationMS == 0 { results[position].durationMS = elapsed }
-                    let progress = shared.finish(index, results, groups: work.count)
-                    if budget.exceeded(failures: progress.failed, total: total) { control.requestStop(.failureBudget) }
-                    onProgress?(progress)
+        for worker in 0..<workers {
+            DispatchQueue(label: "slackfleet.lane.\(worker)").async(group: group) { [self] in
+                while let taken = scheduler.take() {
+                    let index = taken.item.group
+                    var stepContext = context
+                    stepContext.control = controls.control(for: index, queuedSince: taken.item.queuedAt)
+                    stepContext.ticket = taken.ticket
+                    let next = taken.item.step(stepContext)
+                    if let ticket = taken.ticket, !ticket.used { context.pacer.refund(workspace: ticket.workspace, tier: ticket.tier) }
+                    switch next {
+                    case .spend(let tier, let step):
+                        scheduler.add(QuotaScheduler.Item(group: index, workspace: work[index].workspace.id, tier: tier, step: step))
+                    case .done(var results):
+                        let elapsed = controls.elapsedMS(index)
+                        for position in results.indices where results[position].durationMS == 0 { results[position].durationMS = elapsed }
+                        var progress = shared.finish(index, results, groups: work.count)
+                        progress.quotaETA = scheduler.eta()
+                        if budget.exceeded(failures: progress.failed, total: total) { control.requestStop(.failureBudget) }
+                        onProgress?(progress)
+                    }
+                    scheduler.stepFinished()
                 }
-                // The first lane to find the list empty records the results so far while the
+                // The first lane to find no more work records the results so far while the
                 // others make their last calls: the run's end then writes only the rest (all of
                 // them, if this write failed).
                 if control.stop == nil, shared.claimEarlyRecord() {
@@ -254,19 +266,28 @@ public final class Runner: @unchecked Sendable {
         let finished = shared.results
         let recordedEarly = shared.recordedEarly
         var unrecorded: [InstanceResult] = []
+        let quotaDeferred = scheduler.deferred
         for (index, item) in work.enumerated() {
             if let results = finished[index] {
                 report.results.append(contentsOf: results)
                 if !recordedEarly.contains(index) { unrecorded.append(contentsOf: results) }
             } else {
-                let reason = report.stop ?? .interrupted
-                let outcome: InstanceResult.Outcome = reason == .interrupted || reason == .terminated ? .interrupted : .deferred
-                let results = context.all(item, outcome, "not started: \(reason.rawValue); the next run does it")
+                let results: [InstanceResult]
+                if let why = quotaDeferred[index] {
+                    results = context.all(item, .deferred, "not started: \(why)")
+                } else {
+                    let reason = report.stop ?? .interrupted
+                    let outcome: InstanceResult.Outcome = reason == .interrupted || reason == .terminated ? .interrupted : .deferred
+                    results = context.all(item, outcome, "not \(controls.started(index) ? "finished" : "started"): \(reason.rawValue); the next run does it")
+                }
                 report.results.append(contentsOf: results)
                 unrecorded.append(contentsOf: results)
             }
         }
+        if report.stop == nil, !quotaDeferred.isEmpty { report.stop = .timeBudget }
         report.finishedAt = Date()
+        report.eta = announcedETA
+        report.quotaUtilization = Dictionary(uniqueKeysWithValues: [SlackTier.tier1, .tier3].map { ($0, context.pacer.utilization(tier: $0)) }.filter { !$0.1.isEmpty })
         let snapshot = metrics.snapshot
         report.calls = snapshot.calls
         report.retries = snapshot.retries
@@ -308,16 +329,21 @@ public final class Runner: @unchecked Sendable {
         }
     }
 
-    private func announce(_ job: FleetJob, work: [GroupWork], context: JobContext, notes: (String) -> Void) {
+    /// Says what the run will do and, when it writes to Slack's Tier 1, how long the quotas make
+    /// it take; returns that ETA.
+    @discardableResult
+    private func announce(_ job: FleetJob, work: [GroupWork], context: JobContext, notes: (String) -> Void) -> TimeInterval? {
         var writes: [String: Int] = [:]
         for item in work { writes[item.workspace.id, default: 0] += job.expectedTier1Writes(item, context: context) }
         let apps = work.count, instances = work.reduce(0) { $0 + $1.instances.count }
         var line = "\(job.name): \(instances) instance\(instances == 1 ? "" : "s") in \(apps) app group\(apps == 1 ? "" : "s") across \(Set(work.map(\.workspace.id)).count) workspace(s)"
+        var eta: TimeInterval?
         if let busiest = writes.max(by: { $0.value < $1.value }), busiest.value > 0 {
-            let eta = context.pacer.eta(calls: busiest.value, tier: .tier1)
-            line += "; up to \(writes.values.reduce(0, +)) Tier 1 write(s), at most \(busiest.value) in workspace \(busiest.key): ETA \(Runner.duration(eta)) at Slack's Tier 1 pace (workspaces run in parallel; app groups share one app and cut writes)"
+            eta = writes.map { context.pacer.eta(workspace: $0.key, calls: $0.value, tier: .tier1) }.max()
+            line += "; up to \(writes.values.reduce(0, +)) Tier 1 write(s), at most \(busiest.value) in workspace \(busiest.key): ETA \(Runner.duration(eta ?? 0)) at Slack's Tier 1 pace (every workspace writes at its own pace at once; app groups share one app and cut writes)"
         }
         notes(line)
+        return eta
     }
 
     /// `42 s`, `17 min`, `3.5 h`: a duration as messages and ETAs show it.
@@ -365,12 +391,13 @@ public struct RunProgress: Sendable {
     public let groups: Int
     public let changed: Int
     public let failed: Int
+    /// Seconds the Tier 1 writes still expected take at the quotas (the busiest workspace's).
+    public var quotaETA: TimeInterval?
 }
 
 /// The lanes' shared list: the next group to take and the results so far.
 private final class SharedRunState: @unchecked Sendable {
     private let lock = NSLock()
-    private var nextIndex = 0
     private var done = 0
     private var failures = 0
     private var changes = 0
@@ -393,14 +420,6 @@ private final class SharedRunState: @unchecked Sendable {
         set { lock.lock(); early = newValue; lock.unlock() }
     }
 
-    func next(limit: Int) -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard nextIndex < limit else { return nil }
-        nextIndex += 1
-        return nextIndex - 1
-    }
-
     /// Keeps a group's results; returns the counts so far (kept as running totals: a run of
     /// thousands of groups must not gather every result again after each one).
     func finish(_ index: Int, _ results: [InstanceResult], groups: Int) -> RunProgress {
@@ -417,6 +436,41 @@ private final class SharedRunState: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return finished
+    }
+}
+
+/// Each group's own control (its timeout, and the run's stop), made when its first step runs:
+/// time a group's step spends queued for a quota does not count against its timeout.
+private final class GroupControls: @unchecked Sendable {
+    private let lock = NSLock()
+    private var controls: [Int: (control: RunControl, started: DispatchTime)] = [:]
+    private let timeout: TimeInterval
+    private let run: RunControl
+
+    init(timeout: TimeInterval, run: RunControl) {
+        self.timeout = timeout
+        self.run = run
+    }
+
+    func control(for group: Int, queuedSince: DispatchTime) -> RunControl {
+        lock.withLock {
+            if let known = controls[group] {
+                known.control.extendDeadline(by: Double(DispatchTime.now().uptimeNanoseconds - queuedSince.uptimeNanoseconds) / 1e9)
+                return known.control
+            }
+            let made = RunControl(group: timeout, of: run)
+            controls[group] = (made, DispatchTime.now())
+            return made
+        }
+    }
+
+    func started(_ group: Int) -> Bool { lock.withLock { controls[group] != nil } }
+
+    /// Milliseconds since the group's first step began.
+    func elapsedMS(_ group: Int) -> Int {
+        lock.withLock {
+            controls[group].map { Int((DispatchTime.now().uptimeNanoseconds - $0.started.uptimeNanoseconds) / 1_000_000) } ?? 0
+        }
     }
 }
 

@@ -34,11 +34,15 @@ public struct SlackClient: Sendable {
     public let workspace: Workspace
     let pacer: SlackPacer
     let environment: CallEnvironment
+    /// The quota call the run's scheduler took for the step this client serves, if any: the
+    /// step's first call of that tier uses it instead of waiting on the pacer.
+    let ticket: QuotaTicket?
 
-    public init(workspace: Workspace, pacer: SlackPacer, environment: CallEnvironment) {
+    public init(workspace: Workspace, pacer: SlackPacer, environment: CallEnvironment, ticket: QuotaTicket? = nil) {
         self.workspace = workspace
         self.pacer = pacer
         self.environment = environment
+        self.ticket = ticket
     }
 
     static let tiers: [String: SlackTier] = [
@@ -87,8 +91,12 @@ public struct SlackClient: Sendable {
                 pacer.pause(workspace: workspace.id, tier: tier, seconds: error.retryAfter ?? 30)
             }
         }) {
-            try pacer.acquire(workspace: workspace.id, tier: tier, control: environment.control)
+            if ticket?.claim(workspace: workspace.id, tier: tier) != true {
+                try pacer.acquire(workspace: workspace.id, tier: tier, control: environment.control)
+            }
+            pacer.record(workspace: workspace.id, tier: tier)
             environment.metrics.called("slack:\(method)")
+            defer { pacer.settle(workspace: workspace.id, tier: tier) }
             let reply = try environment.transport.send(spec)
             if reply.status == 429 {
                 environment.metrics.rateLimited(workspace.id)
