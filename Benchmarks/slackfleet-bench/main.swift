@@ -394,6 +394,30 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
                                     target: 1.5 * (single.seconds + otherBound)))
     measurements.append(Measurement(name: "verify-delivery 429s (target 0)", seconds: Double(limited429), target: 0))
 
+    // verify-delivery of one app group of 1,000 instances whose test alerts all land in one
+    // canary channel: Slack's Tier 3 quota (50 a minute, on Slack's clock) in the simulator and the
+    // job's default pace, 20 ms latency, half a second from alert to channel. The watcher pages
+    // through the channel from its watermark: every alert seen, each message read once.
+    let channelFleet = try BenchFleet("one-channel", ["--instances", "1000", "--workspaces", "1", "--app-groups", "1", "--group-size", "1000",
+                                                      "--latency", "20ms", "--registrars", "operator-v2", "--connected", "1"],
+                                      config: #"{"rollout_delay_ms": 0, "alert_delay_ms": 500, "tier_quota": {"tier1": 1e9}, "tier_burst": {"tier1": 1e9}}"#, simBinary: simBinary)
+    defer { withExtendedLifetime(channelFleet) {} }
+    _ = try measureCLI(["provision-app", "--all", "--concurrency", "64", "--job-file", unbound], in: channelFleet.path)
+    try channelFleet.sim.control("POST", "calls/reset", "{}")
+    let oneChannel = try measureCLI(["verify-delivery", "--all", "--concurrency", "64", "--timeout", "120s", "--json"], in: channelFleet.path)
+    let channelSummary = summary(oneChannel.stdout)
+    let channelOK = (channelSummary["counts"] as? [String: Int])?["ok"] ?? 0
+    let channelPages = (channelSummary["calls"] as? [String: Int])?["slack:conversations.history"] ?? 0
+    let channel429 = (channelSummary["rate_limited"] as? [String: Int])?.values.reduce(0, +) ?? 0
+    let simCalls = try channelFleet.sim.control("GET", "calls") as? [String: Any]
+    let served = (simCalls?["history_messages"] as? [String: Int])?["TSIM0001/CCANARY001"] ?? 0
+    let inChannel = (try channelFleet.sim.control("GET", "channels/TSIM0001") as? [[String: Any]])?.count ?? 0
+    print(String(format: "verify-delivery, one channel: 1000 instances %.2f s, %d ok, %d conversations.history pages, %d messages read of %d in the channel, %d 429s",
+                 oneChannel.seconds, channelOK, channelPages, served, inChannel, channel429))
+    measurements.append(Measurement(name: "verify-delivery, 1000 in one channel: alerts missed (target 0)", seconds: Double(1000 - channelOK), target: 0))
+    measurements.append(Measurement(name: "verify-delivery, 1000 in one channel: 429s (target 0)", seconds: Double(channel429), target: 0))
+    measurements.append(Measurement(name: "verify-delivery, 1000 in one channel: messages read twice (target 0)", seconds: Double(max(0, served - inChannel)), target: 0))
+
     // rotate-secret --client-secret --blue-green: 200 instances in 10 workspaces (app groups of 20),
     // 20 ms latency, a one-second rollout and half a second from alert to channel, Slack's pace
     // lifted; every instance's people have connected the canary and one team's alerts. The first

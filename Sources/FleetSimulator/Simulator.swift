@@ -145,6 +145,14 @@ public final class Simulator: @unchecked Sendable {
                 let statuses = [500, 502, 503]
                 return SimResponse.text("simulated server error", status: statuses[Int(world.random.next() % 3)])
             }
+            // Slack's own failures come as HTTP 200 with ok:false: internal_error ("likely due to a
+            // transient issue on our end") and fatal_error ("a catastrophic error"), in every
+            // Web API method's error list (docs.slack.dev/reference/methods/*).
+            let slackFailure = faults.map(\.internalErrorRate).max() ?? 0
+            if slackFailure > 0, endpoint.hasPrefix("slack:"), endpoint != "slack:webhook", endpoint != "slack:oauth.authorize",
+               world.random.unit() < slackFailure {
+                return Simulator.slackError(world.random.next() % 4 == 0 ? "fatal_error" : "internal_error")
+            }
             return nil
         }
     }
@@ -199,6 +207,8 @@ public final class Simulator: @unchecked Sendable {
     private func kubeEndpointKind(_ segments: [String]) -> String {
         if segments.contains("secrets") { return "secret" }
         if segments.contains("deployments") { return "deployment" }
+        if segments.contains("rollouts") { return "rollout" }
+        if segments.contains("selfsubjectaccessreviews") { return "selfsubjectaccessreview" }
         if segments.contains("weightsandbiases") { return "weightsandbiases" }
         return "other"
     }

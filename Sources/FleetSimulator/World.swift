@@ -77,6 +77,22 @@ public struct Faults: Sendable, Equatable {
     public var endpoint: String?
     /// Every request is answered with a hostile reply of this kind instead (see `Simulator.hostileKinds`).
     public var hostile: String?
+    /// `conversations.history` pages hold at most this many messages, fewer than asked, with
+    /// `has_more` and a cursor (0: as many as asked). Slack: "Fewer than the requested number of
+    /// items may be returned, even if the end of the list hasn't been reached"
+    /// (docs.slack.dev/reference/methods/conversations.history, `limit`).
+    public var shortPages = 0
+    /// Fraction of Slack Web API calls answered HTTP 200 `{"ok": false, "error": "internal_error"}`
+    /// (or `fatal_error`, one in four), before doing anything: Slack's method docs list both as
+    /// transient failures on its side.
+    public var internalErrorRate: Double = 0
+    /// Kubernetes RBAC: what the instance's service account may not do, as "VERB RESOURCE"
+    /// ("patch secrets", "get weightsandbiases", "patch deployments", "patch rollouts"). Such a
+    /// request is answered 403 Forbidden, and a SelfSubjectAccessReview of it `allowed: false`.
+    public var forbidden: Set<String> = []
+    /// Resources ("secrets", "deployments", "rollouts", "weightsandbiases") whose PATCH a policy
+    /// refuses: 422 Invalid with `details.causes`, as the API server answers a rejected update.
+    public var invalid: Set<String> = []
 
     public init() {}
 }
@@ -128,9 +144,14 @@ struct SimChannel {
     let id: String
     let name: String
     var archived = false
+    /// Oldest first, in `ts` order.
     var messages: [SimMessage] = []
-    /// A private channel: reading it needs `groups:history` instead of `channels:history`.
+    /// A private channel: reading it needs `groups:history` instead of `channels:history`, and a
+    /// bot that is not a member cannot see it at all.
     var isPrivate = false
+    /// The users (people and bots) in the channel. A bot token reads only conversations its bot
+    /// is a member of (docs.slack.dev/reference/methods/conversations.history, token types).
+    var members: Set<String> = []
 }
 
 struct SimWorkspace {
@@ -139,6 +160,8 @@ struct SimWorkspace {
     let userID: String
     var channels: [String: SimChannel]
     let canaryChannelID: String
+    /// The bot user of the canary reader app (its token's user).
+    var botUserID = ""
 }
 
 struct SimApp {
@@ -217,7 +240,10 @@ struct SimInstance {
     var effectiveSecret: String?
     var secrets: [String: SimKubeObject] = [:]
     var resource: SimKubeObject?
+    /// The api workload: a Deployment, or, where the operator runs it as an Argo Rollout
+    /// (`argoproj.io/v1alpha1`), a Rollout and no Deployment.
     var deployment: SimKubeObject?
+    var rollout: SimKubeObject?
     var pendingRollout: PendingRollout?
     var lastRolloutError: String?
     /// Last send time (simulated seconds) of each alert title, for `waitDuration`.
@@ -265,6 +291,9 @@ struct World {
     /// Faults keyed `all`, `workspace:T...` or `instance:NAME`.
     var faults: [String: Faults] = [:]
     var calls: [String: Int] = [:]
+    /// Messages `conversations.history` has answered with, per channel (`TEAM/CHANNEL`), since
+    /// the last reset: against the channel's own count, how often each was read.
+    var historyServed: [String: Int] = [:]
     /// What was changed, by kind (`slack:create`, `slack:update`, `slack:delete` with app ids;
     /// `k8s:secrets`, `k8s:deployments`, `k8s:weightsandbiases`, `exec` with instance names): the
     /// far side's own record, for checking the audit log against.

@@ -37,6 +37,8 @@ struct FleetSimCommand: ParsableCommand {
         var workspaceSizes: String?
         @Option(name: .customLong("user-integrations"), help: ArgumentHelp("Integrations each instance's people connect on entities of their own (team-1..K), the alerts the operator does not own.", valueName: "K"))
         var userIntegrations = 0
+        @Option(help: ArgumentHelp("A JSON file of control API calls to make before serving: [{\"method\": \"POST\", \"path\": \"faults\", \"body\": {...}}, ...], the same as /_sim/PATH takes (faults and quirks per workspace or instance, channel settings, Argo Rollout workloads).", valueName: "path"))
+        var setup: String?
 
         func validate() throws {
             guard instances >= 0, workspaces >= 1, appGroups >= 0, groupSize >= 1 else {
@@ -55,6 +57,30 @@ struct FleetSimCommand: ParsableCommand {
                 let sizes = workspaceSizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
                 guard sizes.allSatisfy({ ($0 ?? -1) >= 0 }), sizes.count == workspaces, sizes.compactMap({ $0 }).reduce(0, +) == instances else {
                     throw ValidationError("--workspace-sizes takes one count per workspace (\(workspaces)) adding up to --instances (\(instances)), such as 100,2,2")
+                }
+            }
+        }
+
+        /// Makes each control call of the `--setup` file, in order; the first that fails stops the start.
+        static func apply(setup path: String, to simulator: Simulator) throws {
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: path))
+            } catch {
+                throw ValidationError("--setup \(path): cannot read it: \(error.localizedDescription)")
+            }
+            guard let calls = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] else {
+                throw ValidationError("--setup \(path): want a JSON array of {\"method\", \"path\", \"body\"} objects")
+            }
+            for (index, call) in calls.enumerated() {
+                guard let method = call["method"] as? String, let route = call["path"] as? String else {
+                    throw ValidationError("--setup \(path): entry \(index + 1) needs method and path")
+                }
+                let body = try call["body"].map { try JSONSerialization.data(withJSONObject: $0) } ?? Data()
+                let response = simulator.answerAtOnce(SimRequest(method: method.uppercased(), path: "/_sim/" + route.drop(while: { $0 == "/" }), body: body))
+                guard let response, (200...299).contains(response.status) else {
+                    let said = response.map { String(decoding: $0.body, as: UTF8.self) } ?? "no answer"
+                    throw ValidationError("--setup \(path): entry \(index + 1) (\(method) \(route)) failed: \(said)")
                 }
             }
         }
@@ -79,6 +105,7 @@ struct FleetSimCommand: ParsableCommand {
             if let latencyMS = Self.milliseconds(latency), let jitterMS = Self.milliseconds(jitter), latencyMS > 0 || jitterMS > 0 {
                 simulator.setFaults(target: "all") { $0.latency = latencyMS / 1000; $0.jitter = jitterMS / 1000 }
             }
+            if let setup { try Self.apply(setup: setup, to: simulator) }
             let server = SimulatorServer(simulator: simulator)
             let bound = try server.start(port: port, tls: tlsCert.flatMap { cert in tlsKey.map { (cert, $0) } })
             let baseURL = "\(tlsCert == nil ? "http" : "https")://127.0.0.1:\(bound)"

@@ -17,7 +17,7 @@ struct SlackFleetCommand: ParsableCommand {
             130/143 stopped by SIGINT/SIGTERM.
             """,
         version: SlackFleetVersion.current,
-        subcommands: [InitCommand.self, InventoryCommand.self, SecretsCommand.self, ProvisionAppCommand.self, SyncRedirectsCommand.self, VerifyDeliveryCommand.self, RotateSecretCommand.self, ConnectCommand.self, AppsCommand.self, AuditCommand.self]
+        subcommands: [InitCommand.self, InventoryCommand.self, SecretsCommand.self, ProvisionAppCommand.self, SyncRedirectsCommand.self, VerifyDeliveryCommand.self, RotateSecretCommand.self, ConnectCommand.self, DoctorCommand.self, AppsCommand.self, AuditCommand.self]
     )
 }
 

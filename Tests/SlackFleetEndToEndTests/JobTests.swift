@@ -156,7 +156,9 @@ extension JobSuites {
             let run = try fixture.provision(["--json", "--concurrency", "1", "--max-failures", "1"])
             #expect(run.status == 1)
             let counts = JobFixture.lines(run).last?["counts"] as? [String: Int] ?? [:]
-            #expect(counts["failed"] == 2, "\(counts)")
+            // Groups already under way when the budget ran out finish (at --concurrency 1, one call
+            // is in flight, but several groups may be between calls): 2 to 4 of the 4 down ones.
+            #expect((2...4).contains(counts["failed"] ?? 0), "\(counts)")
             #expect((counts["deferred"] ?? 0) > 0, "work after the budget ran out was not started")
             #expect(JobFixture.lines(run).last?["stopped_by"] as? String == "failure budget")
         }
@@ -581,6 +583,15 @@ extension JobSuites {
             let jobFile = try FastJobFile.write("provision-app", scale: 600, in: directory)
             #expect(try cli.run(["init"]).status == 0)
             #expect(try cli.run(["inventory", "import", sim.inventory]).status == 0)
+
+            // doctor names the chain that does not verify, and passes once the CA is given.
+            let untrusted = try cli.run(["doctor", "--json"], timeout: 120)
+            #expect(untrusted.status == 1)
+            let checks = Set(JobFixture.lines(untrusted).compactMap { $0["check"] as? String })
+            #expect(checks == ["tls"], "\(untrusted.output.suffix(800))")
+            #expect(untrusted.stdout.contains("--ca-file"))
+            let ready = try cli.run(["doctor", "--ca-file", tls + "/ca.pem"], timeout: 120)
+            #expect(ready.status == 0, "\(ready.output.suffix(800))")
 
             for caFile in [nil, tls + "/other-ca.pem"] {
                 let refused = try cli.run(["provision-app", "--all", "--job-file", jobFile, "--json"] + (caFile.map { ["--ca-file", $0] } ?? []), timeout: 120)

@@ -12,11 +12,13 @@ extension Simulator {
             case ("GET", ["calls"]):
                 return .json(["calls": .object(world.calls.mapValues { .integer(Int64($0)) }),
                               "ratelimited": .object(world.rateLimiter.limited.mapValues { .integer(Int64($0)) }),
-                              "most_in_flight": .integer(Int64(inFlight.mostAtOnce))])
+                              "most_in_flight": .integer(Int64(inFlight.mostAtOnce)),
+                              "history_messages": .object(world.historyServed.mapValues { .integer(Int64($0)) })])
             case ("GET", ["mutations"]):
                 return .json(.object(world.mutations.mapValues { .array($0.sorted().map(JSONValue.string)) }))
             case ("POST", ["calls", "reset"]):
                 world.calls.removeAll()
+                world.historyServed.removeAll()
                 inFlight.reset()
                 return .json(["ok": true])
             case ("GET", ["apps"]):
@@ -47,6 +49,10 @@ extension Simulator {
             case ("GET", ["instances"]):
                 for name in world.instances.keys { world.settle(name) }
                 return .json(.array(world.instances.keys.sorted().compactMap { world.describe($0, full: false) }))
+            case ("GET", let path) where path.count == 3 && path[0] == "instances" && path[2] == "keys":
+                // The instance's W&B API keys: an admin's (the inventory's) and a member's.
+                guard let instance = world.instances[path[1]] else { return .json(["error": "no such instance"], status: 404) }
+                return .json(["admin_key": .string(instance.adminKey), "user_key": .string(instance.userKey)])
             case ("GET", let path) where path.count == 2 && path[0] == "instances":
                 world.settle(path[1])
                 return world.describe(path[1], full: true).map { .json($0) } ?? .json(["error": "no such instance"], status: 404)
@@ -92,6 +98,32 @@ extension Simulator {
                 guard let workspace = world.workspaces[path[1]] else { return .json(["error": "no such workspace"], status: 404) }
                 world.workspaces[path[1]]?.channels[body["channel"]?.stringValue ?? workspace.canaryChannelID]?.archived = body["archived"]?.boolValue ?? true
                 world.note(team: workspace.id, cause: "a channel archived in \(workspace.id)")
+                return .json(["ok": true])
+            case ("POST", let path) where path.count == 3 && path[0] == "channels" && path[2] == "settings":
+                // {"channel": ID (default: the canary), "private": Bool, "bot_member": Bool}: a
+                // private canary channel, or a reader bot nobody invited (or that was removed).
+                guard let workspace = world.workspaces[path[1]] else { return .json(["error": "no such workspace"], status: 404) }
+                let channelID = body["channel"]?.stringValue ?? workspace.canaryChannelID
+                guard workspace.channels[channelID] != nil else { return .json(["error": "no such channel"], status: 404) }
+                if let value = body["private"]?.boolValue { world.workspaces[path[1]]?.channels[channelID]?.isPrivate = value }
+                if let value = body["bot_member"]?.boolValue {
+                    if value {
+                        world.workspaces[path[1]]?.channels[channelID]?.members.insert(workspace.botUserID)
+                    } else {
+                        world.workspaces[path[1]]?.channels[channelID]?.members.remove(workspace.botUserID)
+                    }
+                }
+                return .json(["ok": true])
+            case ("POST", let path) where path.count == 3 && path[0] == "instances" && path[2] == "workload":
+                // {"kind": "rollout" | "deployment"}: the operator runs the api as an Argo Rollout.
+                guard let instance = world.instances[path[1]], instance.registrar != .exec else {
+                    return .json(["error": "no such instance, or it has no Kubernetes workload"], status: 404)
+                }
+                switch body["kind"]?.stringValue {
+                case "rollout": world.instances[path[1]]?.useRollout(sequence: &world.sequence)
+                case "deployment": world.instances[path[1]]?.useDeployment(sequence: &world.sequence)
+                default: return .json(["error": "kind must be rollout or deployment"], status: 400)
+                }
                 return .json(["ok": true])
             case ("POST", ["faults"]):
                 guard let target = body["target"]?.stringValue, target == "all" || target.hasPrefix("workspace:") || target.hasPrefix("instance:") else {
@@ -174,6 +206,10 @@ extension Simulator {
         if let value = number("drop_responses") { faults.dropResponses = max(0, Int(value)) }
         if let value = body["endpoint"]?.stringValue { faults.endpoint = value.isEmpty ? nil : value }
         if let value = body["hostile"]?.stringValue { faults.hostile = Simulator.hostileKinds.contains(value) ? value : nil }
+        if let value = number("short_pages") { faults.shortPages = max(0, Int(value)) }
+        if let value = number("internal_error_rate") { faults.internalErrorRate = value }
+        if let value = body["forbidden"]?.arrayValue { faults.forbidden = Set(value.compactMap(\.stringValue)) }
+        if let value = body["invalid"]?.arrayValue { faults.invalid = Set(value.compactMap(\.stringValue)) }
         return faults
     }
 
@@ -233,6 +269,7 @@ extension World {
             fields["secrets"] = .object(instance.secrets.mapValues(\.body))
             fields["resource"] = instance.resource?.body ?? .null
             fields["deployment"] = instance.deployment?.body ?? .null
+            fields["rollout"] = instance.rollout?.body ?? .null
         }
         return .object(fields)
     }

@@ -80,13 +80,15 @@ extension Simulator {
                 let id = String(format: "TSIM%04d", index + 1)
                 let userID = String(format: "USIMADM%03d", index + 1)
                 let channelID = String(format: "CCANARY%03d", index + 1)
-                var channels = [channelID: SimChannel(id: channelID, name: "wandb-canary")]
+                let botUserID = String(format: "UCANARYBOT%03d", index + 1)
+                // The reader bot was invited to the canary channel (/invite), as an operator does.
+                var channels = [channelID: SimChannel(id: channelID, name: "wandb-canary", members: [userID, botUserID])]
                 for team in 0..<spec.userIntegrations {
                     let userChannel = World.userChannelID(teamID: id, index: team)
-                    channels[userChannel] = SimChannel(id: userChannel, name: "team-\(team + 1)-alerts")
+                    channels[userChannel] = SimChannel(id: userChannel, name: "team-\(team + 1)-alerts", members: [userID])
                 }
                 world.workspaces[id] = SimWorkspace(id: id, name: String(format: "sim-workspace-%02d", index + 1), userID: userID,
-                                                    channels: channels, canaryChannelID: channelID)
+                                                    channels: channels, canaryChannelID: channelID, botUserID: botUserID)
                 let pair = world.issueConfigurationTokens(teamID: id, userID: userID)
                 // The bot of a small app that reads the canary channel.
                 let reader = SimApp(id: world.identifier("A"), teamID: id,
@@ -96,7 +98,7 @@ extension Simulator {
                                     verificationToken: world.hex(12), createdAt: world.now)
                 world.apps[reader.id] = reader
                 let bot = "xoxb-" + world.hex(20)
-                world.tokens[bot] = SimToken(value: bot, kind: .bot, teamID: id, userID: userID, appID: reader.id, issuedAt: world.now,
+                world.tokens[bot] = SimToken(value: bot, kind: .bot, teamID: id, userID: botUserID, appID: reader.id, issuedAt: world.now,
                                              scopes: Set(World.readerScopes))
                 issued.workspaces.append(.init(id: id, name: world.workspaces[id]?.name ?? id, configToken: pair.token, refreshToken: pair.refresh,
                                                configTokenExpiresAt: world.tokens[pair.token]?.expiresAt ?? 0, botToken: bot, canaryChannel: channelID))
@@ -136,12 +138,7 @@ extension Simulator {
                 case .exec:
                     break
                 }
-                if kind != .exec {
-                    instance.deployment = SimKubeObject(body: Simulator.withResourceVersion([
-                        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "wandb-api", "namespace": "wandb"],
-                        "spec": ["replicas": 2, "template": ["metadata": ["annotations": [:]]]],
-                    ], world.sequence), resourceVersion: world.sequence)
-                }
+                if kind != .exec { instance.useDeployment(sequence: &world.sequence) }
                 world.instances[name] = instance
                 issued.instances.append(.init(name: name, teamID: workspace.id, appGroup: group.map { "shared-\($0 + 1)" } ?? name, hostURL: host,
                                               adminKey: instance.adminKey, userKey: instance.userKey, registrar: kind.rawValue,
@@ -150,5 +147,31 @@ extension Simulator {
             }
             return issued
         }
+    }
+}
+
+extension SimInstance {
+    /// The api runs as a Deployment `wandb-api` (restarted through its pod template's
+    /// `kubectl.kubernetes.io/restartedAt` annotation).
+    mutating func useDeployment(sequence: inout Int) {
+        sequence += 1
+        rollout = nil
+        deployment = SimKubeObject(body: Simulator.withResourceVersion([
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "wandb-api", "namespace": "wandb"],
+            "spec": ["replicas": 2, "template": ["metadata": ["annotations": [:]]]],
+        ], sequence), resourceVersion: sequence)
+    }
+
+    /// The api runs as an Argo Rollout `wandb-api` and there is no Deployment: a restart sets
+    /// `spec.restartAt` to an RFC 3339 time, "which indicates to the Rollout controller that all
+    /// of a Rollout's Pods should have been created after this timestamp"
+    /// (argoproj.github.io/argo-rollouts/features/restart).
+    mutating func useRollout(sequence: inout Int) {
+        sequence += 1
+        deployment = nil
+        rollout = SimKubeObject(body: Simulator.withResourceVersion([
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": ["name": "wandb-api", "namespace": "wandb"],
+            "spec": ["replicas": 2, "strategy": ["canary": [:]], "template": ["metadata": ["annotations": [:]]]],
+        ], sequence), resourceVersion: sequence)
     }
 }

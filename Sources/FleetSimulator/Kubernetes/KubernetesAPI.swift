@@ -9,6 +9,10 @@ extension Simulator {
             guard bearerToken(request) == instance.kubeToken else {
                 return Simulator.status(401, "Unauthorized", "Unauthorized")
             }
+            let faults = [world.faults["all"], world.faults["instance:\(name)"]].compactMap { $0 }
+            if segments == ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"], request.method == "POST" {
+                return Simulator.accessReview(request, forbidden: faults.reduce(into: Set<String>()) { $0.formUnion($1.forbidden) })
+            }
             // api/v1/namespaces/NS/secrets/NAME or apis/GROUP/VERSION/namespaces/NS/KIND/NAME
             let (group, rest): (String, ArraySlice<String>)
             if segments.first == "api", segments.count == 6 {
@@ -21,15 +25,29 @@ extension Simulator {
             let parts = Array(rest)
             guard parts[0] == "namespaces" else { return Simulator.status(404, "NotFound", "the server could not find the requested resource") }
             let namespace = parts[1], kind = parts[2], objectName = parts[3]
-            let supported = [("v1", "secrets"), ("apps/v1", "deployments"), ("apps.wandb.com/v2", "weightsandbiases"), ("apps.wandb.com/v1", "weightsandbiases")]
+            let supported = [("v1", "secrets"), ("apps/v1", "deployments"), ("apps.wandb.com/v2", "weightsandbiases"), ("apps.wandb.com/v1", "weightsandbiases"),
+                             ("argoproj.io/v1alpha1", "rollouts")]
             guard supported.contains(where: { $0 == (group, kind) }) else {
                 return Simulator.status(404, "NotFound", "the server could not find the requested resource")
+            }
+            // RBAC is checked before the object is looked up: a request the service account may
+            // not make is 403 whether or not the object exists. The message and details are the
+            // API server's (k8s.io/apiserver endpoints/handlers/responsewriters/errors.go,
+            // forbiddenMessage; apimachinery errors.NewForbidden).
+            let verb = ["GET": "get", "PATCH": "patch", "PUT": "update", "DELETE": "delete", "POST": "create"][request.method] ?? request.method.lowercased()
+            let apiGroup = group.contains("/") ? String(group.split(separator: "/")[0]) : ""
+            if faults.contains(where: { $0.forbidden.contains("\(verb) \(kind)") }) {
+                var details: [String: JSONValue] = ["name": .string(objectName), "kind": .string(kind)]
+                if !apiGroup.isEmpty { details["group"] = .string(apiGroup) }
+                return Simulator.status(403, "Forbidden", "\(kind)\(apiGroup.isEmpty ? "" : "." + apiGroup) \"\(objectName)\" is forbidden: User \"\(Simulator.serviceAccount)\" cannot \(verb) resource \"\(kind)\" in API group \"\(apiGroup)\" in the namespace \"\(namespace)\"",
+                                        details: details)
             }
             let resourceVersionMatches = (group == "apps.wandb.com/v2") == (instance.registrar == .operatorV2)
             let existing: SimKubeObject?
             switch kind {
             case "secrets": existing = namespace == "wandb" ? instance.secrets[objectName] : nil
             case "deployments": existing = namespace == "wandb" && instance.deployment?.body["metadata"]?["name"]?.stringValue == objectName ? instance.deployment : nil
+            case "rollouts": existing = namespace == "wandb" && instance.rollout?.body["metadata"]?["name"]?.stringValue == objectName ? instance.rollout : nil
             default:
                 existing = namespace == "wandb" && resourceVersionMatches && instance.resource?.body["metadata"]?["name"]?.stringValue == objectName ? instance.resource : nil
             }
@@ -49,6 +67,9 @@ extension Simulator {
                 }
                 if let wanted = patch["metadata"]?["resourceVersion"]?.stringValue, wanted != String(object.resourceVersion) {
                     return Simulator.status(409, "Conflict", "Operation cannot be fulfilled on \(kind) \"\(objectName)\": the object has been modified; please apply your changes to the latest version and try again")
+                }
+                if faults.contains(where: { $0.invalid.contains(kind) }) {
+                    return Simulator.invalid(kind: kind, group: apiGroup, name: objectName, patch: .object(patch))
                 }
                 let patched = Simulator.mergePatch(object.body, with: .object(patch))
                 if kind == "secrets", let problem = Simulator.invalidSecretData(patched) {
@@ -72,6 +93,13 @@ extension Simulator {
                     if after != nil, after != before {
                         world.instances[name]?.pendingRollout = PendingRollout(completesAt: Date().addingTimeInterval(delay), credentials: nil)
                     }
+                case "rollouts":
+                    let before = instance.rollout?.body["spec"]?["restartAt"]
+                    let after = object.body["spec"]?["restartAt"]
+                    world.instances[name]?.rollout = object
+                    if after != nil, after != before {
+                        world.instances[name]?.pendingRollout = PendingRollout(completesAt: Date().addingTimeInterval(delay), credentials: nil)
+                    }
                 default:
                     // The v1 operator reconciles its values into `<release>-global-secret`, which the
                     // api pods load with `envFrom` and no checksum annotation (wandb/helm-charts
@@ -84,6 +112,37 @@ extension Simulator {
                 return Simulator.status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
             }
         }
+    }
+
+    /// The user every instance's token authenticates as.
+    static let serviceAccount = "system:serviceaccount:wandb:slackfleet"
+
+    /// A SelfSubjectAccessReview (kubernetes.io/docs/reference/access-authn-authz/authorization,
+    /// "Checking API access"): the review sent, with `status.allowed` for its resourceAttributes.
+    /// Every authenticated user may create one (the `system:basic-user` role); nothing is stored.
+    static func accessReview(_ request: SimRequest, forbidden: Set<String>) -> SimResponse {
+        guard case .object(var review)? = try? JSONValue.parse(request.body), let attributes = review["spec"]?["resourceAttributes"],
+              let verb = attributes["verb"]?.stringValue, let resource = attributes["resource"]?.stringValue else {
+            return status(400, "BadRequest", "a SelfSubjectAccessReview needs spec.resourceAttributes with verb and resource")
+        }
+        let allowed = !forbidden.contains("\(verb) \(resource)")
+        review["status"] = allowed ? ["allowed": true, "reason": "RBAC: allowed by RoleBinding \"slackfleet/wandb\" of Role \"slackfleet\""] : ["allowed": false]
+        review["apiVersion"] = "authorization.k8s.io/v1"
+        review["kind"] = "SelfSubjectAccessReview"
+        return .json(.object(review), status: 201)
+    }
+
+    /// 422 Invalid, as the API server refuses an update that validation or an admission policy
+    /// rejects: `details.causes` name each field (apimachinery StatusReasonInvalid: "the
+    /// requested create or update operation cannot be completed due to invalid data").
+    static func invalid(kind: String, group: String, name: String, patch: JSONValue) -> SimResponse {
+        let field = kind == "secrets" ? "data" : kind == "weightsandbiases" ? "spec.values.global.slack"
+            : kind == "rollouts" ? "spec.restartAt" : "spec.template.metadata.annotations"
+        let message = "Forbidden: changes to \(field) are denied by the cluster's policy \"restrict-wandb-changes\""
+        var details: [String: JSONValue] = ["name": .string(name), "kind": .string(kind),
+                                            "causes": [["reason": "FieldValueForbidden", "message": .string(message), "field": .string(field)]]]
+        if !group.isEmpty { details["group"] = .string(group) }
+        return status(422, "Invalid", "\(kind)\(group.isEmpty ? "" : "." + group) \"\(name)\" is invalid: \(field): \(message)", details: details)
     }
 
     /// A Kubernetes `Status` failure object.

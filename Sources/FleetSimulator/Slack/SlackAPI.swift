@@ -74,7 +74,7 @@ extension Simulator {
             case "auth.test":
                 var fields: [String: JSONValue] = [
                     "url": .string("https://\(world.workspaces[token.teamID]?.name ?? "workspace").slack.com/"),
-                    "team": .string(world.workspaces[token.teamID]?.name ?? ""), "user": "fleet-admin",
+                    "team": .string(world.workspaces[token.teamID]?.name ?? ""), "user": token.kind == .bot ? "canary-reader" : "fleet-admin",
                     "team_id": .string(token.teamID), "user_id": .string(token.userID),
                 ]
                 if token.kind == .bot, let appID = token.appID { fields["bot_id"] = .string("B" + appID.dropFirst()) }
@@ -93,12 +93,22 @@ extension Simulator {
                 case "conversations.info": scope = channel?.isPrivate == true ? "groups:read" : "channels:read"
                 default: scope = channel?.isPrivate == true ? "groups:history" : "channels:history"
                 }
+                // A private channel is invisible to a bot that is not in it: Slack answers as if it
+                // did not exist.
+                if method != "bots.info", token.kind == .bot, let channel, channel.isPrivate, !channel.members.contains(token.userID) {
+                    return Simulator.slackError("channel_not_found")
+                }
                 guard token.scopes.contains(scope) else { return Simulator.slackError("missing_scope", ["needed": .string(scope)]) }
                 switch method {
                 case "chat.postMessage": return postMessage(arguments, teamID: token.teamID, world: &world)
                 case "bots.info": return botInfo(arguments, teamID: token.teamID, world: world)
-                case "conversations.info": return conversationInfo(arguments, teamID: token.teamID, world: world)
-                default: return history(arguments, teamID: token.teamID, world: &world)
+                case "conversations.info": return conversationInfo(arguments, token: token, world: world)
+                default:
+                    // A bot token reads "any conversation the relevant bot is a member of"; for a
+                    // public one it is not in, Slack answers not_in_channel
+                    // (docs.slack.dev/reference/methods/conversations.history, errors).
+                    if token.kind == .bot, let channel, !channel.members.contains(token.userID) { return Simulator.slackError("not_in_channel") }
+                    return history(arguments, teamID: token.teamID, world: &world)
                 }
             default:
                 guard token.kind == .configuration else { return Simulator.slackError("not_allowed_token_type") }
@@ -284,12 +294,14 @@ extension Simulator {
     }
 
     /// `conversations.info`: a channel's name and whether it is private or archived.
-    private func conversationInfo(_ arguments: SlackArguments, teamID: String, world: World) -> SimResponse {
-        guard let channelID = arguments.string("channel"), let channel = world.workspaces[teamID]?.channels[channelID] else {
+    /// `conversations.info`: the channel, with `is_member` for the calling user (the bot).
+    private func conversationInfo(_ arguments: SlackArguments, token: SimToken, world: World) -> SimResponse {
+        guard let channelID = arguments.string("channel"), let channel = world.workspaces[token.teamID]?.channels[channelID] else {
             return Simulator.slackError("channel_not_found")
         }
         return Simulator.slackOK(["channel": ["id": .string(channel.id), "name": .string(channel.name), "is_channel": .bool(!channel.isPrivate),
-                                              "is_private": .bool(channel.isPrivate), "is_archived": .bool(channel.archived)]])
+                                              "is_private": .bool(channel.isPrivate), "is_archived": .bool(channel.archived),
+                                              "is_member": .bool(channel.members.contains(token.userID))]])
     }
 
     private func history(_ arguments: SlackArguments, teamID: String, world: inout World) -> SimResponse {
@@ -305,15 +317,20 @@ extension Simulator {
             return message.visibleAt <= now && ts > oldest && ts <= latest
         }
         visible.reverse()
-        var start = 0
+        // The cursor holds the ts of the last message served: the next page goes on from there,
+        // whatever arrived meanwhile (the messages are newest first).
         if let cursor = arguments.string("cursor"), !cursor.isEmpty {
             guard let decoded = Data(base64Encoded: cursor).flatMap({ String(data: $0, encoding: .utf8) }),
-                  decoded.hasPrefix("offset:"), let offset = Int(decoded.dropFirst(7)) else { return Simulator.slackError("invalid_cursor") }
-            start = offset
+                  decoded.hasPrefix("before:"), let before = Double(decoded.dropFirst(7)) else { return Simulator.slackError("invalid_cursor") }
+            visible = visible.filter { (Double($0.ts) ?? 0) < before }
         }
-        let page = Array(visible.dropFirst(start).prefix(limit))
-        let hasMore = start + page.count < visible.count
-        let next = hasMore ? Data("offset:\(start + page.count)".utf8).base64EncodedString() : ""
+        // Short pages: fewer than asked, though more remain (a switch; see Faults.shortPages).
+        let cap = [world.faults["all"], world.faults["workspace:\(teamID)"]].compactMap { $0?.shortPages }.filter { $0 > 0 }.min()
+        let size = cap.map { cap in min(limit, max(1, cap / 2 + Int(world.random.next() % UInt64(cap - cap / 2 + 1)))) } ?? limit
+        let page = Array(visible.prefix(size))
+        world.historyServed["\(teamID)/\(channelID)", default: 0] += page.count
+        let hasMore = page.count < visible.count
+        let next = hasMore ? Data("before:\(page.last?.ts ?? "0")".utf8).base64EncodedString() : ""
         return Simulator.slackOK([
             "messages": .array(page.map { message in
                 var fields: [String: JSONValue] = ["type": "message", "ts": .string(message.ts), "text": .string(message.text)]
@@ -346,15 +363,24 @@ extension World {
         return (token, refresh)
     }
 
-    /// Posts a message, visible after `delay` real seconds.
+    /// Posts a message that reaches Slack after `delay` real seconds (the sender's own delay, such
+    /// as W&B's alert pipeline): Slack stamps `ts` when it takes the message, so a message is in
+    /// the history from its `ts` on, in `ts` order. `app`: the app whose incoming webhook posts
+    /// it (a `bot_message` of the app's bot).
     @discardableResult
-    /// `app`: the app whose incoming webhook posts it (a `bot_message` of the app's bot).
     mutating func post(_ text: String, teamID: String, channelID: String, by sender: String, delay: Double, app: SimApp? = nil) -> SimMessage {
         sequence += 1
-        let now = self.now
-        let ts = String(format: "%.6f", floor(now) + Double(sequence % 1_000_000) / 1_000_000)
-        let message = SimMessage(ts: ts, text: text, visibleAt: now + delay * config.timeScale, sentBy: sender, botID: app?.botID, appID: app?.id)
-        workspaces[teamID]?.channels[channelID]?.messages.append(message)
+        let arrives = now + delay * config.timeScale
+        // Slack's ts is its wall clock, which the simulated clock (fast, for quotas and token
+        // lifetimes) is not: the real time of arrival, in milliseconds, then a per-message
+        // sequence in the last three digits (unique per channel, as Slack's are).
+        let wall = Date().timeIntervalSince1970 + delay
+        let ts = String(format: "%.6f", (wall * 1000).rounded(.down) / 1000 + Double(sequence % 1000) / 1_000_000)
+        let message = SimMessage(ts: ts, text: text, visibleAt: arrives, sentBy: sender, botID: app?.botID, appID: app?.id)
+        let value = Double(ts) ?? 0
+        var index = workspaces[teamID]?.channels[channelID]?.messages.count ?? 0
+        while index > 0, let previous = workspaces[teamID]?.channels[channelID]?.messages[index - 1], (Double(previous.ts) ?? 0) > value { index -= 1 }
+        workspaces[teamID]?.channels[channelID]?.messages.insert(message, at: index)
         return message
     }
 }

@@ -89,6 +89,10 @@ public final class HTTPTransport: Sendable {
             clientConfiguration.tlsConfiguration = tls
         }
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        // A connection that cannot be made fails its request at once, and the one RetryPolicy
+        // decides: AsyncHTTPClient would otherwise try again until the request's deadline, so a
+        // certificate that will never verify took the whole timeout to say so.
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
         clientConfiguration.httpVersion = .http1Only
         // No distributed tracing: with the default (no-op) tracer AsyncHTTPClient still builds
         // every request's span attributes, about a tenth of its event loops' time in a run.

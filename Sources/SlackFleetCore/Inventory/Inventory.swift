@@ -137,19 +137,31 @@ public struct KubernetesTarget: Sendable, Equatable {
     public var namespace: String
     /// The name of the WeightsAndBiases custom resource.
     public var resource: String
-    /// The `api` Deployment to restart so it reads new credentials (required for operator-v2).
+    /// The name of the api workload to restart so it reads new credentials (required for
+    /// operator-v2): a Deployment, or an Argo Rollout (`workload`).
     public var deployment: String?
+    /// What kind of workload `deployment` names; nil: a Deployment, or an Argo Rollout of that
+    /// name when no such Deployment exists.
+    public var workload: WorkloadKind?
     /// A CA bundle to trust for the API server's certificate.
     public var caFile: String?
 
-    public init(apiURL: String, token: SecretReference, namespace: String, resource: String, deployment: String? = nil, caFile: String? = nil) {
+    public init(apiURL: String, token: SecretReference, namespace: String, resource: String, deployment: String? = nil,
+                workload: WorkloadKind? = nil, caFile: String? = nil) {
         self.apiURL = apiURL
         self.token = token
         self.namespace = namespace
         self.resource = resource
         self.deployment = deployment
+        self.workload = workload
         self.caFile = caFile
     }
+}
+
+/// How the W&B operator runs the api: a Deployment (`apps/v1`), or an Argo Rollout
+/// (`argoproj.io/v1alpha1`), restarted through `spec.restartAt`.
+public enum WorkloadKind: String, Sendable, Equatable, CaseIterable {
+    case deployment, rollout
 }
 
 /// A command that registers credentials with an instance SlackFleet cannot reach otherwise.

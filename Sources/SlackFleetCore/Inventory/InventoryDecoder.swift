@@ -296,12 +296,23 @@ final class InventoryDecoder {
             let resource = kubernetesName(registrar, "resource", required: true)
             let deployment = kubernetesName(registrar, "deployment", required: kind == "operator-v2")
             let caFile = registrar.string("ca_file")
-            guard let apiURL, let token, let namespace, let resource, kind == "operator-v1" || deployment != nil else {
+            var workload: WorkloadKind?
+            var workloadValid = true
+            if let text = registrar.string("workload") {
+                workload = WorkloadKind(rawValue: text)
+                if workload == nil {
+                    workloadValid = false
+                    sink.error(line: registrar.lineOf("workload"), registrar.location("workload"), "is \"\(text)\", not deployment or rollout",
+                               "write deployment (an apps/v1 Deployment) or rollout (an Argo Rollout), or leave it out to find out which")
+                }
+            }
+            guard let apiURL, let token, let namespace, let resource, kind == "operator-v1" || deployment != nil, workloadValid else {
                 registrar.rejectUnknownFields()
                 return nil
             }
             registrar.rejectUnknownFields()
-            let target = KubernetesTarget(apiURL: apiURL, token: token, namespace: namespace, resource: resource, deployment: deployment, caFile: caFile)
+            let target = KubernetesTarget(apiURL: apiURL, token: token, namespace: namespace, resource: resource, deployment: deployment,
+                                          workload: workload, caFile: caFile)
             return kind == "operator-v2" ? .operatorV2(target) : .operatorV1(target)
         case "exec":
             defer { registrar.rejectUnknownFields() }

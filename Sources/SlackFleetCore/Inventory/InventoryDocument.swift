@@ -65,6 +65,7 @@ public enum InventoryDocument {
             fields.append(("namespace", .text(target.namespace)))
             fields.append(("resource", .text(target.resource)))
             if let deployment = target.deployment { fields.append(("deployment", .text(deployment))) }
+            if let workload = target.workload { fields.append(("workload", .text(workload.rawValue))) }
             if let caFile = target.caFile { fields.append(("ca_file", .text(caFile))) }
         case .exec(let hook):
             fields.append(("command", .list(hook.command.map(Value.text))))

@@ -157,6 +157,7 @@ struct RegistrarSettings: Encodable {
     var namespace: String?
     var resource: String?
     var deployment: String?
+    var workload: String?
     var caFile: String?
     var command: [String]?
     var timeoutSeconds: Int?
@@ -164,7 +165,7 @@ struct RegistrarSettings: Encodable {
     enum CodingKeys: String, CodingKey {
         case kind
         case apiURL = "api_url"
-        case token, namespace, resource, deployment
+        case token, namespace, resource, deployment, workload
         case caFile = "ca_file"
         case command
         case timeoutSeconds = "timeout_seconds"
@@ -179,6 +180,7 @@ struct RegistrarSettings: Encodable {
             namespace = target.namespace
             resource = target.resource
             deployment = target.deployment
+            workload = target.workload?.rawValue
             caFile = target.caFile
         case .exec(let hook):
             command = hook.command
@@ -192,7 +194,7 @@ struct RegistrarSettings: Encodable {
     /// repeated field counts as its last value, and unknown fields are ignored.
     init(stored text: String, _ row: String) throws {
         let invalid = FleetError.config("the stored registrar of \(row) is not valid: import the inventory again")
-        var kind, apiURL, token, namespace, resource, deployment, caFile: String?
+        var kind, apiURL, token, namespace, resource, deployment, workload, caFile: String?
         var command: [String]?, timeoutSeconds: Int?
         do {
             try JSONParser.forEachMember(of: Array(text.utf8)) { key, value in
@@ -210,6 +212,7 @@ struct RegistrarSettings: Encodable {
                 case .namespace?: namespace = try string()
                 case .resource?: resource = try string()
                 case .deployment?: deployment = try string()
+                case .workload?: workload = try string()
                 case .caFile?: caFile = try string()
                 case .command?:
                     switch value {
@@ -240,6 +243,7 @@ struct RegistrarSettings: Encodable {
         self.namespace = namespace
         self.resource = resource
         self.deployment = deployment
+        self.workload = workload
         self.caFile = caFile
         self.command = command
         self.timeoutSeconds = timeoutSeconds
@@ -252,7 +256,8 @@ struct RegistrarSettings: Encodable {
                 throw FleetError.config("the stored registrar of \(row) is incomplete: import the inventory again")
             }
             let target = KubernetesTarget(apiURL: apiURL, token: try StoredReference.parse(token, row, "registrar/token"),
-                                          namespace: namespace, resource: resource, deployment: deployment, caFile: caFile)
+                                          namespace: namespace, resource: resource, deployment: deployment,
+                                          workload: workload.flatMap(WorkloadKind.init(rawValue:)), caFile: caFile)
             return kind == "operator-v2" ? .operatorV2(target) : .operatorV1(target)
         case "exec":
             guard let command, !command.isEmpty else {

@@ -170,6 +170,8 @@ public struct ProvisionApp: FleetJob {
                 let created: SlackClient.CreatedApp
                 do {
                     created = try slack.createApp(manifest, token: token)
+                } catch let error as ServiceError where SlackClient.transientErrors.contains(error.code) {
+                    throw LostCreateAnswer(message: "Slack answered apps.manifest.create with \(error.code), which it says may follow a partial success: Slack may now hold an app named \"\(name)\" in workspace \(workspace.id) whose credentials SlackFleet never saw (a possible orphan). Look for it in Slack's app list and delete it; " + (anotherFollows ? "SlackFleet creates another at once" : "the next run creates a new one"))
                 } catch let error as TransportError where error.kind == .timeout || error.kind == .connectionReset || error.kind == .other {
                     throw LostCreateAnswer(message: "the answer to apps.manifest.create was lost (\(error.kind.rawValue)): Slack may now hold an app named \"\(name)\" in workspace \(workspace.id) whose credentials SlackFleet never saw (a possible orphan). Look for it in Slack's app list and delete it; " + (anotherFollows ? "SlackFleet creates another at once" : "the next run creates a new one"))
                 }

@@ -194,7 +194,15 @@ public struct VerifyDelivery: FleetJob {
                         // the old app's only is waited past, until the deadline.
                         while true {
                             sighting = try watcher.await(nonce: nonce, sentAt: sentAt, channel: workspace.id + "/" + channel, deadline: deadline, control: context.control) { oldest in
-                                try slack.history(channel: channel, oldest: oldest, token: botToken)
+                                do {
+                                    return try slack.history(channel: channel, oldest: oldest, token: botToken)
+                                } catch {
+                                    // The bot not in the channel, a private channel, a missing scope: say what to do.
+                                    if let found = context.facts.canaryProblem(error, workspace: workspace, slack: slack, botToken: botToken) {
+                                        throw FleetError.failed("\(found.problem): \(found.fix)")
+                                    }
+                                    throw error
+                                }
                             }
                             guard let seen = sighting, let requiredApp else { break }
                             postedBy = seen.messages.compactMap { context.facts.app(of: $0, workspace: workspace, slack: slack, botToken: botToken) }

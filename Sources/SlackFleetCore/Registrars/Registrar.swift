@@ -85,17 +85,76 @@ public enum Registration {
 
     static func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
 
-    /// The step that restarts the api Deployment the way `kubectl rollout restart` does (the
-    /// `restartedAt` annotation): only new pods read new credentials, for v1 and v2 alike.
-    static func restart(_ target: KubernetesTarget, client: KubernetesClient) -> ChangeExecutor.Step {
-        let deployment = target.deployment ?? "wandb-api"
-        let stamp = Timestamp.now()
-        return ChangeExecutor.Step(ChangeExecutor.Change(
-            target: "k8s:deployment/\(target.namespace)/\(deployment)", action: "restart",
-            summary: "restart Deployment \(target.namespace)/\(deployment) so it reads the new credentials",
-            detail: ["restartedAt": .string(stamp)])) {
-            try client.mergePatch(KubernetesClient.deploymentPath(target.namespace, deployment),
-                                  ["spec": ["template": ["metadata": ["annotations": ["kubectl.kubernetes.io/restartedAt": .string(stamp)]]]]])
+    /// Performs `writes` (the credentials), then restarts the api workload: only new pods read
+    /// new credentials, for v1 and v2 alike. The workload is the inventory's `workload`; when it
+    /// does not say, a Deployment, and if there is no such Deployment, an Argo Rollout of that
+    /// name (the audit log then shows the Deployment's restart failed as not found, and the
+    /// Rollout's applied).
+    static func writeAndRestart(_ writes: [ChangeExecutor.Step], target: KubernetesTarget, client: KubernetesClient, context: RegistrationContext) throws {
+        let name = context.instance.name
+        let workload = target.deployment ?? "wandb-api"
+        switch target.workload {
+        case .rollout?:
+            try context.executor.perform(writes + [restart(.rollout, target, client: client)], instance: name)
+        case .deployment?:
+            try context.executor.perform(writes + [restart(.deployment, target, client: client)], instance: name)
+        case nil:
+            do {
+                try context.executor.perform(writes + [restart(.deployment, target, client: client)], instance: name)
+            } catch is WorkloadNotFound {
+                do {
+                    try context.executor.perform([restart(.rollout, target, client: client)], instance: name)
+                } catch is WorkloadNotFound {
+                    throw FleetError.failed("instance \(name): the credentials were written, but neither a Deployment nor an Argo Rollout \(target.namespace)/\(workload) exists to restart: set registrar.deployment to the api workload's name (and registrar.workload to deployment or rollout)")
+                }
+            }
+        }
+    }
+
+    /// The restart of one kind of workload answered 404: it does not exist.
+    struct WorkloadNotFound: Error, CustomStringConvertible {
+        let kind: WorkloadKind
+        let path: String
+        var description: String { "no \(kind == .rollout ? "Argo Rollout" : "Deployment") at \(path) (404)" }
+    }
+
+    /// The step that restarts the api workload: a Deployment the way `kubectl rollout restart`
+    /// does (its pod template's `restartedAt` annotation), an Argo Rollout the way `kubectl argo
+    /// rollouts restart` does (`spec.restartAt`, an RFC 3339 UTC time: "all of a Rollout's Pods
+    /// should have been created after this timestamp", argoproj.github.io/argo-rollouts/features/restart).
+    static func restart(_ kind: WorkloadKind, _ target: KubernetesTarget, client: KubernetesClient) -> ChangeExecutor.Step {
+        let name = target.deployment ?? "wandb-api"
+        switch kind {
+        case .deployment:
+            let stamp = Timestamp.now()
+            let path = KubernetesClient.deploymentPath(target.namespace, name)
+            return ChangeExecutor.Step(ChangeExecutor.Change(
+                target: "k8s:deployment/\(target.namespace)/\(name)", action: "restart",
+                summary: "restart Deployment \(target.namespace)/\(name) so it reads the new credentials",
+                detail: ["restartedAt": .string(stamp)])) {
+                try notFoundAs(kind, path) {
+                    try client.mergePatch(path, ["spec": ["template": ["metadata": ["annotations": ["kubectl.kubernetes.io/restartedAt": .string(stamp)]]]]])
+                }
+            }
+        case .rollout:
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime]
+            let stamp = formatter.string(from: Date())
+            let path = KubernetesClient.rolloutPath(target.namespace, name)
+            return ChangeExecutor.Step(ChangeExecutor.Change(
+                target: "k8s:rollout/\(target.namespace)/\(name)", action: "restart",
+                summary: "restart Argo Rollout \(target.namespace)/\(name) so it reads the new credentials",
+                detail: ["restartAt": .string(stamp)])) {
+                try notFoundAs(kind, path) { try client.mergePatch(path, ["spec": ["restartAt": .string(stamp)]]) }
+            }
+        }
+    }
+
+    private static func notFoundAs(_ kind: WorkloadKind, _ path: String, _ body: () throws -> JSON) throws {
+        do {
+            _ = try body()
+        } catch let error as ServiceError where error.status == 404 {
+            throw WorkloadNotFound(kind: kind, path: path)
         }
     }
 }
@@ -119,7 +178,7 @@ struct OperatorV2Registrar {
         patches[idSecret, default: [:]][idKey] = .string(Registration.base64(credentials.clientID))
         patches[secretSecret, default: [:]][secretKey] = .string(Registration.base64(credentials.clientSecret.revealed))
         // The Secret writes, then the restart: one sequence, whose intents share a commit.
-        var steps: [ChangeExecutor.Step] = patches.sorted(by: { $0.key < $1.key }).map { secretName, data in
+        let steps: [ChangeExecutor.Step] = patches.sorted(by: { $0.key < $1.key }).map { secretName, data in
             let path = KubernetesClient.secretPath(target.namespace, secretName)
             let fingerprinted = data.mapValues { _ in JSON.string("(set)") }
             return ChangeExecutor.Step(ChangeExecutor.Change(
@@ -134,8 +193,7 @@ struct OperatorV2Registrar {
                 }
             }
         }
-        steps.append(Registration.restart(target, client: client))
-        try context.executor.perform(steps, instance: name)
+        try Registration.writeAndRestart(steps, target: target, client: client, context: context)
     }
 }
 
@@ -159,7 +217,7 @@ struct OperatorV1Registrar {
             try client.mergePatch(path, ["spec": ["values": ["global": ["slack": ["clientId": .string(credentials.clientID),
                                                                                   "secret": .string(credentials.clientSecret.revealed)]]]]])
         }
-        try context.executor.perform([update, Registration.restart(target, client: client)], instance: context.instance.name)
+        try Registration.writeAndRestart([update], target: target, client: client, context: context)
     }
 }
 

@@ -99,6 +99,8 @@ public enum ConfigTokens {
                     answer = try slack.call("tooling.tokens.rotate", token: nil, ["refresh_token": refresh.revealed], idempotent: false)
                 } catch let error as SlackAPIError where error.code == "invalid_refresh_token" {
                     throw FleetError.failed("Slack refused the refresh token of workspace \(id) (invalid_refresh_token): it was used already or revoked, and the configuration token \(why). \(reseed(id))")
+                } catch let error as ServiceError where SlackClient.transientErrors.contains(error.code) {
+                    throw FleetError.failed("Slack answered tooling.tokens.rotate for workspace \(id) with \(error.code), which it says may follow a partial success: if Slack used the refresh token up, the new pair is lost with it. The next run tries again; if Slack then answers invalid_refresh_token, \(reseed(id))")
                 } catch let error as TransportError where error.kind != .connectFailed {
                     throw FleetError.failed("the answer to tooling.tokens.rotate for workspace \(id) was lost (\(error.kind.rawValue)): if Slack used the refresh token up, the new pair is lost with it. The next run tries again; if Slack then answers invalid_refresh_token, \(reseed(id))")
                 }

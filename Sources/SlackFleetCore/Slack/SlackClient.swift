@@ -6,6 +6,15 @@ public struct SlackAPIError: Error, Equatable, Sendable, CustomStringConvertible
     public let method: String
     public let code: String
     public let problems: [Problem]
+    /// With `missing_scope`: the scope the call needed, when Slack says.
+    public var needed: String?
+
+    public init(method: String, code: String, problems: [Problem] = [], needed: String? = nil) {
+        self.method = method
+        self.code = code
+        self.problems = problems
+        self.needed = needed
+    }
 
     public struct Problem: Equatable, Sendable {
         public let message: String
@@ -19,6 +28,7 @@ public struct SlackAPIError: Error, Equatable, Sendable, CustomStringConvertible
         case "invalid_auth", "not_authed": text += "; check the workspace's token (an app allow-list also answers invalid_auth)"
         case "token_expired": text += "; the configuration token expired: run rotate-secret --config-tokens, or store a fresh one"
         case "not_allowed_token_type": text += "; use an app configuration token (xoxe.xoxp-...), not a bot or app-level token"
+        case "missing_scope": text += needed.map { "; the token's app needs the \($0) scope: add it and reinstall the app" } ?? "; the token's app lacks a scope this call needs"
         default: break
         }
         return text
@@ -111,13 +121,18 @@ public struct SlackClient: Sendable {
             }
             guard json["ok"] == .bool(true) else {
                 let code = json["error"]?.stringValue ?? "unknown_error"
-                if ["internal_error", "fatal_error", "request_timeout", "service_unavailable"].contains(code) {
-                    throw ServiceError(service: "slack", target: method, status: 503, code: code)
+                if SlackClient.transientErrors.contains(code) {
+                    // Retried as a 5xx, except for a call that must not run twice: Slack says of
+                    // internal_error and fatal_error that "it's possible some aspect of the
+                    // operation succeeded before the error was raised", so for those the caller
+                    // gets it as it is (status 200: not retried) and treats it as a lost answer.
+                    throw ServiceError(service: "slack", target: method, status: retry.retriesAmbiguousFailures ? 503 : 200, code: code,
+                                       message: "Slack's side failed; some of the call may have been carried out")
                 }
                 let problems = (json["errors"]?.listValue ?? []).map {
                     SlackAPIError.Problem(message: $0["message"]?.stringValue ?? "", pointer: $0["pointer"]?.stringValue ?? "")
                 }
-                throw SlackAPIError(method: method, code: code, problems: problems)
+                throw SlackAPIError(method: method, code: code, problems: problems, needed: json["needed"]?.stringValue)
             }
             return json
         }
@@ -188,14 +203,39 @@ public struct SlackClient: Sendable {
 
     /// Messages of `channel` newer than `oldest` (a Slack ts), newest first, up to 200.
     /// Each attempt is limited to `timeout`: a poll that hangs must not outlast the waits it serves.
+    /// Slack's `ok: false` codes for a failure on its side that may pass.
+    static let transientErrors: Set<String> = ["internal_error", "fatal_error", "request_timeout", "service_unavailable"]
+
+    /// The most pages one read of a channel follows: 250 pages of up to 200 messages.
+    public static let historyPageLimit = 250
+
+    /// `conversations.history`: every message after `oldest` (exclusive), newest first, following
+    /// `response_metadata.next_cursor` through every page. Slack may return "fewer than the
+    /// requested number of items ... even if the end of the list hasn't been reached", so the
+    /// cursor, not a short page, says when the read is complete. Each page is a Tier 3 call.
     public func history(channel: String, oldest: String, token: SecretValue, timeout: TimeInterval = 5) throws -> [ChannelMessage] {
-        let json = try call("conversations.history", token: token, ["channel": channel, "oldest": oldest, "limit": "200"], timeout: timeout)
-        return json["messages"]?.listValue?.compactMap(ChannelMessage.init) ?? []
+        var messages: [ChannelMessage] = []
+        var cursor = ""
+        for _ in 0..<SlackClient.historyPageLimit {
+            var fields = ["channel": channel, "oldest": oldest, "limit": "200"]
+            if !cursor.isEmpty { fields["cursor"] = cursor }
+            let json = try call("conversations.history", token: token, fields, timeout: timeout)
+            messages += json["messages"]?.listValue?.compactMap(ChannelMessage.init) ?? []
+            cursor = json["response_metadata"]?["next_cursor"]?.stringValue ?? ""
+            if cursor.isEmpty { return messages }
+        }
+        throw FleetError.failed("channel \(channel) holds more than \(SlackClient.historyPageLimit) pages of messages since \(oldest): use a quieter canary channel")
     }
 
     /// `bots.info`: the app a bot belongs to (its `app_id`), or nil when Slack does not say.
     public func appOfBot(_ botID: String, token: SecretValue) throws -> String? {
         try call("bots.info", token: token, ["bot": botID])["bot"]?["app_id"]?.stringValue
+    }
+
+    /// `conversations.info`: the channel object (`name`, `is_private`, `is_archived`, and
+    /// `is_member` for the token's user).
+    public func channelInfo(_ channel: String, token: SecretValue) throws -> JSON {
+        try call("conversations.info", token: token, ["channel": channel])["channel"] ?? .object([:])
     }
 
     /// `conversations.info`: a channel's name, without `#`.
@@ -239,19 +279,23 @@ public struct SlackClient: Sendable {
 public struct ChannelMessage: Sendable, Equatable {
     public let text: String
     public let ts: Double?
+    /// `ts` as Slack wrote it: a message's ID in its channel, and what `oldest` takes.
+    public let tsText: String?
     public let botID: String?
     public let appID: String?
 
-    public init(text: String, ts: Double?, botID: String? = nil, appID: String? = nil) {
+    public init(text: String, ts: Double?, tsText: String? = nil, botID: String? = nil, appID: String? = nil) {
         self.text = text
         self.ts = ts
+        self.tsText = tsText
         self.botID = botID
         self.appID = appID
     }
 
     init?(_ json: JSON) {
         guard let text = json["text"]?.stringValue else { return nil }
-        self.init(text: text, ts: json["ts"]?.stringValue.flatMap(Double.init), botID: json["bot_id"]?.stringValue,
+        let ts = json["ts"]?.stringValue
+        self.init(text: text, ts: ts.flatMap(Double.init), tsText: ts, botID: json["bot_id"]?.stringValue,
                   appID: json["app_id"]?.stringValue ?? json["bot_profile"]?["app_id"]?.stringValue)
     }
 }

@@ -60,6 +60,34 @@ public final class WorkspaceFacts: @unchecked Sendable {
         return (try? once("channel|" + workspace.id + "|" + channel) { try slack.channelName(channel, token: botToken) }) ?? nil
     }
 
+    /// The reader bot's user name (`auth.test`'s `user`), for `/invite @name`; nil if unknown.
+    public func botName(_ workspace: Workspace, slack: SlackClient, botToken: SecretValue) -> String? {
+        (try? once("bot-name|" + workspace.id) { try slack.call("auth.test", token: botToken)["user"]?.stringValue }) ?? nil
+    }
+
+    /// What is wrong, and what a person must do, when the bot cannot read the canary channel,
+    /// for the errors that mean that; nil for any other error. Slack answers `not_in_channel` for
+    /// a public channel the bot is not in, and `channel_not_found` for a private one (a bot token
+    /// reads only the conversations its bot is a member of:
+    /// docs.slack.dev/reference/methods/conversations.history).
+    public func canaryProblem(_ error: any Error, workspace: Workspace, slack: SlackClient, botToken: SecretValue) -> (problem: String, fix: String)? {
+        guard let error = error as? SlackAPIError, ["not_in_channel", "channel_not_found", "missing_scope"].contains(error.code),
+              let channel = workspace.canaryChannel else { return nil }
+        let invite = "/invite @" + (botName(workspace, slack: slack, botToken: botToken) ?? "<the reader bot>")
+        switch error.code {
+        case "not_in_channel":
+            let name = canaryChannelName(workspace, slack: slack, botToken: botToken).map { "#\($0) (\(channel))" } ?? channel
+            return ("the reader bot is not in the canary channel \(name) of workspace \(workspace.id) (not_in_channel)",
+                    "type `\(invite)` in that channel")
+        case "channel_not_found":
+            return ("the reader bot cannot see the canary channel \(channel) of workspace \(workspace.id) (channel_not_found)",
+                    "if it is private, type `\(invite)` in it and give the reader app groups:history; otherwise check canary_channel in the inventory")
+        default:
+            return ("the reader bot may not read the canary channel \(channel) of workspace \(workspace.id) (missing_scope)",
+                    "add \(error.needed ?? "channels:history (groups:history for a private channel)") to the reader app's bot scopes and reinstall it")
+        }
+    }
+
     /// The app whose bot posted a message (`app_id` on the message, else `bots.info`).
     public func app(of message: ChannelMessage, workspace: Workspace, slack: SlackClient, botToken: SecretValue) -> String? {
         if let appID = message.appID { return appID }
