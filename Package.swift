@@ -88,10 +88,12 @@ let package = Package(
             dependencies: ["SlackFleetCore", "SlackFleetTestSupport"],
             path: "Benchmarks/slackfleet-bench"
         ),
+        // What the tests, the benchmarks and the soak share: a fleet-sim process, the CLI as a
+        // user runs it, temporary directories (kept under Sources/, as swift-argument-parser keeps
+        // ArgumentParserTestHelpers, because the benchmarks use it too).
         .target(
             name: "SlackFleetTestSupport",
-            dependencies: ["SlackFleetCore"],
-            path: "Tests/SlackFleetTestSupport"
+            dependencies: ["SlackFleetCore"]
         ),
         .testTarget(
             name: "SlackFleetCoreTests",

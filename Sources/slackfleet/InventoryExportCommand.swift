@@ -1,0 +1,21 @@
+import ArgumentParser
+import Foundation
+import SlackFleetCore
+
+extension InventoryCommand {
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "export", abstract: "Print the stored inventory as a file `inventory import` reads back.")
+
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "yaml or json.")
+        var format: Format = .yaml
+
+        func run() throws {
+            try Console.run {
+                let inventory = try InventoryRepository.load(try options.openStore())
+                Console.out(format == .yaml ? InventoryDocument.yaml(inventory) : InventoryDocument.json(inventory))
+                return .ok
+            }
+        }
+    }
+}
