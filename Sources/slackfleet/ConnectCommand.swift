@@ -49,7 +49,7 @@ struct ConnectCommand: ParsableCommand {
             let transport = HTTPTransport(configuration: try global.transport())
             defer { transport.shutdown() }
             let context = JobContext.standalone(store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit,
-                                                settings: JobSettings.defaults(for: "verify-delivery"), transport: transport, control: control)
+                                                settings: VerifyDelivery.defaultSettings, transport: transport, control: control)
             let members = inventory.instancesByApp.mapValues { $0.filter(\.enabled) }
             var pass = ConnectionWatch.pass(groups, members: members, context: context)
             report(pass)

@@ -51,7 +51,7 @@ struct DoctorCommand: ParsableCommand {
             defer { transport.shutdown() }
             // Nothing is audited: nothing changes.
             let audit = AuditLog(store: store, keyring: keyring, context: AuditContext(command: "doctor"))
-            let context = JobContext.standalone(store: store, vault: vault, audit: audit, settings: JobSettings.defaults(for: "verify-delivery"),
+            let context = JobContext.standalone(store: store, vault: vault, audit: audit, settings: VerifyDelivery.defaultSettings,
                                                 transport: transport, control: control)
             let report = Doctor.run(instances, workspaces: workspaces, context: context, expiryMargin: JobOptions.seconds(expiryMargin) ?? 3600)
             if let stop = control.stop { return stop == .terminated ? .terminated : .interrupted }

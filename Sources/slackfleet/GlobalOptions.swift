@@ -40,22 +40,9 @@ struct GlobalOptions: ParsableArguments {
         try FleetStore.open(atPath: databasePath)
     }
 
-    /// Loads the master key and opens the database's keyring with it, finishing a rekey
-    /// that was interrupted between its commit and the key file's replacement.
+    /// Loads the master key and opens the database's keyring with it (finishing an interrupted rekey).
     func openKeyring(_ store: FleetStore) throws -> Keyring {
-        let key = try MasterKey.load(environment: environment, keyFilePath: keyFilePath)
-        do {
-            return try Keyring.open(store, masterKey: key)
-        } catch let error as FleetError where !keyFromEnvironment && FileSystem.exists(keyFilePath + ".new") {
-            let pendingPath = keyFilePath + ".new"
-            guard let pending = try? MasterKey.load(environment: [:], keyFilePath: pendingPath),
-                  let keyring = try? Keyring.open(store, masterKey: pending) else { throw error }
-            guard rename(pendingPath, keyFilePath) == 0 else {
-                throw FleetError.config("an interrupted rekey left the database's key in \(pendingPath); move it to \(keyFilePath) yourself")
-            }
-            Console.note("finished an interrupted `secrets rekey`: \(keyFilePath) now holds the new key (id \(pending.identifier))")
-            return keyring
-        }
+        try Keyring.open(store, environment: environment, keyFilePath: keyFilePath) { Console.note($0) }
     }
 
     /// The store, keyring and an audit log for a command that changes something.

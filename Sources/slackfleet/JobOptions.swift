@@ -45,8 +45,8 @@ struct JobOptions: ParsableArguments {
         return Double(text).flatMap { $0 > 0 ? $0 : nil }
     }
 
-    func runOptions(job: String) throws -> RunOptions {
-        var options = RunOptions(settings: try JobSettings.load(job: job, file: jobFile))
+    func runOptions(for job: any FleetJob) throws -> RunOptions {
+        var options = RunOptions(settings: try JobSettings.load(job: job.name, defaults: type(of: job).defaultSettings, file: jobFile))
         if let paceScale {
             options.settings.slackQuotas.perMinute = options.settings.slackQuotas.perMinute.mapValues { $0 * paceScale }
         }

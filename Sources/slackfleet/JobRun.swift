@@ -7,6 +7,12 @@ import SlackFleetCore
 import Glibc
 #endif
 
+/// A command that runs a job: the command list (SlackFleetCommand) is the list of jobs, and a
+/// run settles every listed job's unfinished changes before its own work.
+protocol JobCommandType: ParsableCommand {
+    static var job: any FleetJob.Type { get }
+}
+
 /// Runs a job the way every job command does: lock, signals, output, metrics, exit code.
 enum JobCommand {
     static func run(_ job: FleetJob, global: GlobalOptions, options: JobOptions) throws {
@@ -16,7 +22,7 @@ enum JobCommand {
             // The inventory is read while the job's settings are read, the keyring opens and the
             // run takes its lock: every run reads all of it before its first request.
             let inventory = InventoryRead(store)
-            var runOptions = try options.runOptions(job: job.name)
+            var runOptions = try options.runOptions(for: job)
             runOptions.transport = try global.transport()
             runOptions.inventory = inventory
             let (keyring, audit) = try global.openForChanges(store, command: job.name)
@@ -29,6 +35,7 @@ enum JobCommand {
             let runner = Runner(store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit, control: control, logger: logger)
             let progress = ProgressLine(terminal: isatty(STDERR_FILENO) == 1)
             runner.onProgress = { progress.update($0) }
+            runner.recoveries = SlackFleetCommand.recoveries
             let report = try runner.run(job, options: runOptions) { Console.note($0) }
             progress.finish()
             // The run is recorded: its pages reach the database file while the results print.
@@ -54,11 +61,12 @@ enum JobCommand {
                 for change in changes { out += "plan: \(instance.isEmpty ? "" : instance + ": ")\(change)\n" }
             }
         }
-        if report.results.contains(where: { $0.checks != nil }) {
-            // verify-delivery: one column per check.
-            var table = TextTable(headers: ["INSTANCE", "WORKSPACE"] + VerifyDelivery.checkNames.map { $0.uppercased().replacingOccurrences(of: "_", with: " ") } + ["LATENCY", "CONNECTION", "RESULT"])
+        if !report.checkNames.isEmpty, report.results.contains(where: { $0.checks != nil }) {
+            // A job that reports checks: one column per check.
+            let checks = report.checkNames
+            var table = TextTable(headers: ["INSTANCE", "WORKSPACE"] + checks.map { $0.uppercased().replacingOccurrences(of: "_", with: " ") } + ["LATENCY", "CONNECTION", "RESULT"])
             table.rows = report.results.map { result in
-                [result.instance, result.workspace] + VerifyDelivery.checkNames.map { result.checks?[$0] == "ok" ? "ok" : (result.checks?[$0] == nil || result.checks?[$0] == "skipped" ? "-" : "FAIL") }
+                [result.instance, result.workspace] + checks.map { result.checks?[$0] == "ok" ? "ok" : (result.checks?[$0] == nil || result.checks?[$0] == "skipped" ? "-" : "FAIL") }
                     + [result.deliverySeconds.map { String(format: "%.1f s", $0) } ?? "-", result.connection?.rawValue ?? "-", result.outcome.rawValue]
             }
             out += table.render()

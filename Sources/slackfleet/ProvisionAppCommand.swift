@@ -7,7 +7,8 @@ import SlackFleetCore
 import Glibc
 #endif
 
-struct ProvisionAppCommand: ParsableCommand {
+struct ProvisionAppCommand: JobCommandType {
+    static let job: any FleetJob.Type = ProvisionApp.self
     static let configuration = CommandConfiguration(
         commandName: "provision-app",
         abstract: "Create each app group's Slack app and register its credentials with every instance.",

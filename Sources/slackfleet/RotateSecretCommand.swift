@@ -7,7 +7,8 @@ import SlackFleetCore
 import Glibc
 #endif
 
-struct RotateSecretCommand: ParsableCommand {
+struct RotateSecretCommand: JobCommandType {
+    static let job: any FleetJob.Type = RotateSecret.self
     static let configuration = CommandConfiguration(
         commandName: "rotate-secret",
         abstract: "Rotate configuration tokens, and client secrets without losing a Slack integration.",

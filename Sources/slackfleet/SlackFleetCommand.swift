@@ -21,6 +21,16 @@ struct SlackFleetCommand: ParsableCommand {
     )
 }
 
+extension SlackFleetCommand {
+    /// How to settle every job's unfinished changes: each job command's job declares its own.
+    static var recoveries: [any ChangeRecovery] {
+        var seen = Set<String>()
+        return configuration.subcommands.compactMap { ($0 as? any JobCommandType.Type)?.job }
+            .flatMap { $0.recoveries }
+            .filter { seen.insert(String(describing: type(of: $0))).inserted }
+    }
+}
+
 /// The version `slackfleet --version` prints.
 enum SlackFleetVersion {
     static let current = "0.1.0"

@@ -7,7 +7,8 @@ import SlackFleetCore
 import Glibc
 #endif
 
-struct SyncRedirectsCommand: ParsableCommand {
+struct SyncRedirectsCommand: JobCommandType {
+    static let job: any FleetJob.Type = SyncRedirects.self
     static let configuration = CommandConfiguration(
         commandName: "sync-redirects",
         abstract: "Make each app's redirect URLs and IP allow-list equal the inventory, touching nothing else.",

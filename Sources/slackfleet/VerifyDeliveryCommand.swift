@@ -7,7 +7,8 @@ import SlackFleetCore
 import Glibc
 #endif
 
-struct VerifyDeliveryCommand: ParsableCommand {
+struct VerifyDeliveryCommand: JobCommandType {
+    static let job: any FleetJob.Type = VerifyDelivery.self
     static let configuration = CommandConfiguration(
         commandName: "verify-delivery",
         abstract: "Prove, per instance, that an alert really reaches Slack. Changes nothing.",

@@ -18,7 +18,7 @@ struct RunnerTests {
         try fixture.audit.record(AuditDraft(target: "slack:app/A1", action: "update-redirects", phase: .applied, detail: ["change_id": "c-2"]))
         #expect(try AuditLog.unfinishedChanges(fixture.store).map(\.changeID) == ["c-1"])
 
-        var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
+        var options = RunOptions(settings: ProvisionApp.defaultSettings)
         options.selection.labels = ["nothing": "matches"]
         var notes: [String] = []
         let report = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
@@ -72,7 +72,7 @@ struct RunnerTests {
         let fixture = try FleetFixture(command: "provision-app")
         try fixture.importInventory(sampleInventory)
         let instances = try InventoryRepository.load(fixture.store).instances.filter(\.enabled).map(\.name)
-        var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
+        var options = RunOptions(settings: ProvisionApp.defaultSettings)
         options.selection.all = true
         options.maxFailures = try maxFailures.map(FailureBudget.init(parsing:))
         let report = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
@@ -107,7 +107,7 @@ struct RunnerTests {
         try fixture.store.write("disabling an instance") { db in
             try db.execute(sql: "UPDATE instance SET enabled = 0 WHERE name = ?", arguments: [enabled[0]])
         }
-        var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
+        var options = RunOptions(settings: ProvisionApp.defaultSettings)
         options.selection.all = true
         options.inventory = early
         let first = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
@@ -144,7 +144,7 @@ struct RunnerTests {
     func badSelectionRecordsNoRun() throws {
         let fixture = try FleetFixture(command: "provision-app")
         try fixture.importInventory(sampleInventory)
-        var options = RunOptions(settings: JobSettings.defaults(for: "provision-app"))
+        var options = RunOptions(settings: ProvisionApp.defaultSettings)
         options.selection.instances = ["nope"]
         #expect(throws: (any Error).self) {
             try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl())
@@ -186,7 +186,7 @@ struct RunnerTests {
     func beginRebuildsGroups(_ stores: Bool) throws {
         let fixture = try FleetFixture(command: "sync-redirects")
         try fixture.importInventory(sampleInventory)
-        var options = RunOptions(settings: JobSettings.defaults(for: "sync-redirects"))
+        var options = RunOptions(settings: SyncRedirects.defaultSettings)
         options.selection.all = true
         let job = BeginJob(stores: stores)
         _ = try Runner(store: fixture.store, vault: fixture.vault, audit: fixture.audit, control: RunControl()).run(job, options: options) { _ in }

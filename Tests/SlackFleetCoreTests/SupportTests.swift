@@ -77,10 +77,22 @@ struct URLParsingTests {
 
 @Suite("Job settings")
 struct JobSettingsTests {
-    @Test("the shipped job files are the defaults the binary uses", arguments: ["provision-app", "sync-redirects", "verify-delivery", "rotate-secret"])
+    static let jobs: [(name: String, defaults: JobSettings)] = [
+        ("provision-app", ProvisionApp.defaultSettings), ("sync-redirects", SyncRedirects.defaultSettings),
+        ("verify-delivery", VerifyDelivery.defaultSettings), ("rotate-secret", RotateSecret.defaultSettings),
+    ]
+
+    @Test("the shipped job files are the defaults the binary uses", arguments: jobs.map(\.name))
     func shippedFilesMatchDefaults(_ job: String) throws {
-        let shipped = try JobSettings.load(job: job, file: PackagePaths.root + "/jobs/\(job).json")
-        #expect(shipped == JobSettings.defaults(for: job))
+        let defaults = try #require(Self.jobs.first { $0.name == job }?.defaults)
+        let shipped = try JobSettings.load(job: job, defaults: defaults, file: PackagePaths.root + "/jobs/\(job).json")
+        #expect(shipped == defaults)
+    }
+
+    @Test("every job file in jobs/ belongs to a job")
+    func everyFileHasAJob() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: PackagePaths.root + "/jobs").filter { $0.hasSuffix(".json") }
+        #expect(Set(files) == Set(Self.jobs.map { $0.name + ".json" }))
     }
 
     @Test("a manifest renders the group's name within Slack's 35 characters, its redirect URLs and allow-list")
@@ -91,7 +103,7 @@ struct JobSettingsTests {
         ]
         let workspace = Workspace(id: "T1", name: "acme", configToken: .environment(variable: "C"), refreshToken: .environment(variable: "R"))
         let group = GroupWork(key: Inventory.AppKey(workspaceID: "T1", appGroup: "a-very-long-app-group-name-for-testing"), workspace: workspace, instances: instances)
-        let manifest = ProvisionApp.manifest(template: JobSettings.defaults(for: "provision-app").manifest, group: group)
+        let manifest = ProvisionApp.manifest(template: ProvisionApp.defaultSettings.manifest, group: group)
         let name = try #require(manifest["display_information"]?["name"]?.stringValue)
         #expect(name.count == 35)
         #expect(name.hasPrefix("W&B alerts a-very-long"))

@@ -12,25 +12,24 @@ public final class CurrentApps: @unchecked Sendable {
 
     public init() {}
 
-    /// The group's current app as it was when `context`'s run first asked (a job value used for
-    /// a second run reads again).
-    public func app(workspaceID: String, appGroup: String, context: JobContext) throws -> App? {
+    /// The group's current app as it was when run `run` first asked (a job value used for a
+    /// second run reads again).
+    public func app(workspaceID: String, appGroup: String, store: FleetStore, run: String) throws -> App? {
         lock.lock()
         defer { lock.unlock() }
-        return try loaded(context)[workspaceID + "\u{0}" + appGroup]
+        return try loaded(store, run: run)[workspaceID + "\u{0}" + appGroup]
     }
 
-    /// Reads every group's app now, if `context`'s run has not yet (FleetJob.prepare).
-    public func load(_ context: JobContext) throws {
+    /// Reads every group's app now, if run `run` has not yet (FleetJob.prepare).
+    public func load(store: FleetStore, run: String) throws {
         lock.lock()
         defer { lock.unlock() }
-        _ = try loaded(context)
+        _ = try loaded(store, run: run)
     }
 
-    private func loaded(_ context: JobContext) throws -> [String: App] {
-        let runID = context.executor.audit.context.runID
+    private func loaded(_ store: FleetStore, run runID: String) throws -> [String: App] {
         if let apps, run == runID { return apps }
-        let byGroup = try context.store.read("reading the apps") { db in
+        let byGroup = try store.read("reading the apps") { db in
             var byGroup: [String: App] = [:]
             for app in try App.fetchAll(db, sql: "SELECT * FROM app WHERE stage = ? ORDER BY generation", arguments: [AppStage.current.rawValue]) {
                 byGroup[app.workspaceID + "\u{0}" + app.appGroup] = app  // the highest generation wins

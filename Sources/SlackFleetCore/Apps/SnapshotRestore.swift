@@ -17,7 +17,7 @@ public enum SnapshotRestore {
         }
         let transport = HTTPTransport(configuration: configuration)
         defer { transport.shutdown() }
-        let context = JobContext.standalone(store: store, vault: vault, audit: audit, settings: JobSettings.defaults(for: "sync-redirects"),
+        let context = JobContext.standalone(store: store, vault: vault, audit: audit, settings: JobSettings.base,
                                             transport: transport, control: RunControl())
         return try restore(snapshot: id, context: context, workspace: workspace)
     }

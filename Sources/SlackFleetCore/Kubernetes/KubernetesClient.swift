@@ -117,15 +117,10 @@ public struct KubernetesClient: Sendable {
     }
 
     private func send(_ method: String, _ path: String, body: JSON?) throws -> JSON {
-        var base = target.apiURL
-        while base.hasSuffix("/") { base.removeLast() }
         var headers = [("Authorization", "Bearer \(token.revealed)"), ("Accept", "application/json")]
         if body != nil { headers.append(("Content-Type", method == "PATCH" ? "application/merge-patch+json" : "application/json")) }
-        var spec = HTTPRequestSpec(method: method, url: base + path, headers: headers, body: body?.data, allowInsecureHTTP: allowInsecureHTTP)
-        if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
-        return try environment.retry.run(environment.control, onRetry: { _, _ in environment.metrics.retried() }) {
-            environment.metrics.called("k8s:\(method)")
-            let reply = try environment.transport.send(spec)
+        let spec = HTTPRequestSpec(method: method, url: ServiceRequest.url(target.apiURL, path), headers: headers, body: body?.data, allowInsecureHTTP: allowInsecureHTTP)
+        return try ServiceRequest(spec, endpoint: "k8s:\(method)").send(in: environment) { reply in
             let json = try? JSON.parse(reply.body)
             guard (200...299).contains(reply.status) else {
                 if let refusal = KubernetesClient.refusal(status: reply.status, json: json, method: method, path: path) { throw refusal }

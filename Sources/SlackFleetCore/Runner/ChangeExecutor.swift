@@ -144,8 +144,7 @@ public final class ChangeExecutor: @unchecked Sendable {
         case let error as SlackAPIError: return error.description
         case let error as ServiceError: return error.description
         case let error as TransportError: return error.description
-        case let error as FleetError: return error.message
-        case let error as ProvisionApp.LostCreateAnswer: return error.message
+        case let error as any DescribedError: return error.message
         case let error as RunControl.Interrupted where error.reason == .groupTimeout:
             return "gave up: the app group's work took longer than the job's group_timeout_seconds"
         case let error as RunControl.Interrupted: return error.description

@@ -21,11 +21,26 @@ public protocol FleetJob: Sendable {
     /// Reads what every group will need (such as the stored apps) on a thread of its own while
     /// the run recovers and announces itself, so the lanes do not all wait for it at their start.
     func prepare(context: JobContext)
+
+    /// The settings the job runs with when no job file is given (`jobs/<name>.json` holds the
+    /// same; a test keeps them equal).
+    static var defaultSettings: JobSettings { get }
+    /// How a run settles the changes this job makes that a crash left without an outcome.
+    static var recoveries: [any ChangeRecovery] { get }
+    /// The checks the job reports per instance (InstanceResult.checks), in order: a table shows
+    /// a column each.
+    var checkNames: [String] { get }
+    /// Metrics of its own (Prometheus text), written after the run's in the metrics file.
+    func metrics(_ report: RunReport) -> String
 }
 
 extension FleetJob {
     public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool { false }
     public func prepare(context: JobContext) {}
+    public static var defaultSettings: JobSettings { .base }
+    public static var recoveries: [any ChangeRecovery] { [] }
+    public var checkNames: [String] { [] }
+    public func metrics(_ report: RunReport) -> String { "" }
 
     public func start(_ group: GroupWork, context: JobContext) -> GroupStep {
         .done(run(group, context: context))

@@ -41,6 +41,9 @@ public struct JobContext: Sendable {
                    pacer: SlackPacer(quotas: settings.slackQuotas), retry: settings.retryPolicy, control: control, metrics: CallMetrics(), settings: settings)
     }
 
+    /// The run this context belongs to.
+    public var runID: String { executor.audit.context.runID }
+
     /// The clients' shared plumbing, with this group's control.
     public var environment: CallEnvironment {
         CallEnvironment(transport: transport, retry: retry, control: control, metrics: metrics)

@@ -46,31 +46,24 @@ public struct JobSettings: Codable, Sendable, Equatable {
         return policy
     }
 
-    /// The defaults of each job, identical to the files in `jobs/` (a test holds them equal).
-    public static func defaults(for job: String) -> JobSettings {
-        var settings = JobSettings(
-            concurrency: 16, groupTimeoutSeconds: 900, settleTimeoutSeconds: 300, maxFailures: "10%",
-            retry: Retry(maxAttempts: 5, baseDelaySeconds: 0.5, maxDelaySeconds: 30, maxRetryAfterSeconds: 300),
-            slackQuotas: .slack, manifest: nil)
-        if job == "provision-app" {
-            settings.manifest = [
-                "display_information": [
-                    "name": "W&B alerts {app_group}",
-                    "description": "Alerts from Weights & Biases to this workspace, managed by SlackFleet",
-                    "background_color": "#1a1c1f",
-                ],
-                "features": ["bot_user": ["display_name": "W&B alerts", "always_online": false]],
-                "oauth_config": ["scopes": ["bot": ["incoming-webhook"]]],
-                "settings": ["org_deploy_enabled": false, "socket_mode_enabled": false, "token_rotation_enabled": false],
-            ]
-        }
-        if job == "sync-redirects" || job == "verify-delivery" { settings.concurrency = 32 }
-        return settings
+    /// What every job starts from: 16 calls in flight, 15 minutes per app group, 5 minutes for
+    /// an instance to take new credentials, a failure budget of 10%, Slack's published quotas.
+    /// A job changes what it needs (FleetJob.defaultSettings).
+    public static let base = JobSettings(
+        concurrency: 16, groupTimeoutSeconds: 900, settleTimeoutSeconds: 300, maxFailures: "10%",
+        retry: Retry(maxAttempts: 5, baseDelaySeconds: 0.5, maxDelaySeconds: 30, maxRetryAfterSeconds: 300),
+        slackQuotas: .slack, manifest: nil)
+
+    /// These settings with `change` made.
+    public func with(_ change: (inout JobSettings) -> Void) -> JobSettings {
+        var copy = self
+        change(&copy)
+        return copy
     }
 
-    /// Reads a job file; a missing field takes the job's default.
-    public static func load(job: String, file: String?) throws -> JobSettings {
-        guard let file else { return defaults(for: job) }
+    /// A job's settings: its job file, else its defaults.
+    public static func load(job: String, defaults: JobSettings, file: String?) throws -> JobSettings {
+        guard let file else { return defaults }
         guard let data = FileManager.default.contents(atPath: file) else {
             throw FleetError.config("cannot read the job file \(file)")
         }

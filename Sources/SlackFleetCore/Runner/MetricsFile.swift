@@ -39,13 +39,6 @@ public enum MetricsFile {
         for result in report.results.sorted(by: { $0.instance < $1.instance }) {
             out += "slackfleet_instance_result{\(job),instance=\"\(result.instance)\",result=\"\(result.outcome.rawValue)\"} 1\n"
         }
-        let checked = report.results.filter { $0.checks != nil }.sorted(by: { $0.instance < $1.instance })
-        if !checked.isEmpty {
-            out += "# HELP slackfleet_delivery_ok 1 when the instance's test alert reached its canary channel.\n# TYPE slackfleet_delivery_ok gauge\n"
-            for result in checked { out += "slackfleet_delivery_ok{instance=\"\(result.instance)\"} \(result.outcome == .ok ? 1 : 0)\n" }
-            out += "# HELP slackfleet_delivery_latency_seconds Seconds from the test alert to its message in the channel.\n# TYPE slackfleet_delivery_latency_seconds gauge\n"
-            for result in checked { if let seconds = result.deliverySeconds { out += "slackfleet_delivery_latency_seconds{instance=\"\(result.instance)\"} \(seconds)\n" } }
-        }
         let connected = report.results.filter { $0.connection != nil }.sorted(by: { $0.instance < $1.instance })
         if !connected.isEmpty {
             // Registered and delivering are different states: an operator alerts on awaiting-connect.
@@ -70,6 +63,7 @@ public enum MetricsFile {
         for (workspace, count) in report.rateLimited.sorted(by: { $0.key < $1.key }) {
             out += "slackfleet_slack_rate_limited_total{\(job),workspace=\"\(workspace)\"} \(count)\n"
         }
+        out += report.jobMetrics
         try FileSystem.writePrivateFileAtomically(atPath: path, contents: Data(out.utf8))
     }
 }

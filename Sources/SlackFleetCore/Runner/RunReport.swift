@@ -119,6 +119,10 @@ public struct RunReport: Sendable {
     public var eta: TimeInterval?
     /// The share of each workspace's quota the run used, per tier (SlackPacer.utilization).
     public var quotaUtilization: [SlackTier: [String: Double]] = [:]
+    /// The checks the job reports per instance, in order (FleetJob.checkNames).
+    public var checkNames: [String] = []
+    /// The job's own metrics, Prometheus text (FleetJob.metrics).
+    public var jobMetrics = ""
 
     /// Why the run took more than 10% longer than its ETA, when it did (and the ETA was worth
     /// holding to: at least 10 s); nil when it kept to it.

@@ -17,6 +17,9 @@ public final class Runner: @unchecked Sendable {
     private let logger: Logger
     /// Called after each group with the progress so far.
     public var onProgress: (@Sendable (RunProgress) -> Void)?
+    /// How to settle the changes of every job a crash may have left unfinished (the run's own
+    /// job's are always added).
+    public var recoveries: [any ChangeRecovery] = []
 
     public init(store: FleetStore, vault: SecretVault, audit: AuditLog, control: RunControl,
                 logger: Logger = Logger(label: "slackfleet.run", factory: { _ in SwiftLogNoOpLogHandler() })) {
@@ -53,7 +56,7 @@ public final class Runner: @unchecked Sendable {
         let context = runContext
         let prepared = Pending { job.prepare(context: context) }
         defer { try? prepared.value() }
-        try reconcile(executor: executor, notes: notes)
+        try reconcile(executor: executor, recoveries: recoveries + type(of: job).recoveries, notes: notes)
         // Every intent so far has its outcome now; the run's end records it.
         var resolvedThrough = try AuditLog.headSeq(store)
 
@@ -160,36 +163,20 @@ public final class Runner: @unchecked Sendable {
         report.retries = snapshot.retries
         report.rateLimited = snapshot.rateLimited
         report.planned = executor.planned.mapValues { $0.map(\.summary) }
+        report.checkNames = job.checkNames
+        report.jobMetrics = job.metrics(report)
         try recordRunEnd(report, results: unrecorded, resolvedThrough: resolvedThrough, lock: lock)
         return report
     }
 
-    /// Intents a crash left without an outcome: each is resolved against what is stored now,
-    /// and the finding is recorded as `recovered`.
-    private func reconcile(executor: ChangeExecutor, notes: (String) -> Void) throws {
+    /// Intents a crash left without an outcome: each is settled by the recovery of its kind of
+    /// change, against what is stored now, and the finding is recorded as `recovered`.
+    private func reconcile(executor: ChangeExecutor, recoveries: [any ChangeRecovery], notes: (String) -> Void) throws {
         for unfinished in try AuditLog.unfinishedChanges(store) {
             let entry = unfinished.entry
             var found = "the run that started this change ended before recording its outcome; this run reads the real state again"
-            let detail = try? JSON.parse(Data(entry.detail.utf8))
-            if entry.action == "create", entry.target.hasPrefix("slack:app/") {
-                let group = entry.target.dropFirst("slack:app/".count).split(separator: "/").map(String.init)
-                let name = detail?["name"]?.stringValue ?? "?"
-                // The intent names the generation the new app was to be stored as.
-                let generation = detail?["generation"]?.intValue
-                let stored = group.count == 2 ? try AppRepository.apps(workspaceID: group[0], appGroup: group[1], in: store)
-                    .first { generation == nil ? $0.stage == .current : $0.generation == generation } : nil
-                if let app = stored, let slackID = app.slackAppID {
-                    found = "the app was created and its credentials stored: \(slackID)"
-                } else {
-                    found = "possible orphan: Slack may hold an app named \"\(name)\" in workspace \(group.first ?? "?") whose credentials were never stored; if Slack's app list shows it, delete it there"
-                }
-            } else if entry.action == "rotate", entry.target.hasPrefix("slack:config-token/") {
-                let id = String(entry.target.dropFirst("slack:config-token/".count))
-                if let stored = try ConfigTokens.stored(id, in: store), stored.rotatedAt >= entry.time {
-                    found = "the new configuration token was stored (it expires at \(stored.expiresAt))"
-                } else {
-                    found = "no new configuration token was stored: if Slack used up the refresh token, the next rotation is refused with invalid_refresh_token and the workspace must be re-seeded"
-                }
+            if let recovery = recoveries.first(where: { $0.settles(entry) }) {
+                found = try recovery.found(entry, detail: try? JSON.parse(Data(entry.detail.utf8)), store: store)
             }
             try executor.recordRecovered(target: entry.target, action: entry.action, instance: entry.instance, changeID: unfinished.changeID, found: found)
             notes("recovered an unfinished \(entry.action) of \(entry.target) from run \(entry.runID): \(found)")

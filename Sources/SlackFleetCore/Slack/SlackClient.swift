@@ -81,8 +81,6 @@ public struct SlackClient: Sendable {
                      timeout: TimeInterval? = nil) throws -> JSON {
         let retry = idempotent ? environment.retry : environment.retry.nonIdempotent
         let tier = SlackClient.tiers[method] ?? .tier3
-        var base = workspace.apiURL
-        if !base.hasSuffix("/") { base += "/" }
         let body = fields.sorted { $0.key < $1.key }
             .map { "\(SlackClient.formEncode($0.key))=\(SlackClient.formEncode($0.value))" }.joined(separator: "&")
         var headers = [("Content-Type", "application/x-www-form-urlencoded")]
@@ -91,23 +89,25 @@ public struct SlackClient: Sendable {
         case .client(let id, let secret)?: headers.append(("Authorization", "Basic " + Data("\(id):\(secret.revealed)".utf8).base64EncodedString()))
         case nil: break
         }
-        var spec = HTTPRequestSpec(method: "POST", url: base + method, headers: headers, body: Data(body.utf8),
+        var spec = HTTPRequestSpec(method: "POST", url: ServiceRequest.url(workspace.apiURL, method), headers: headers, body: Data(body.utf8),
                                    allowInsecureHTTP: workspace.allowInsecureHTTP)
         if let timeout { spec.timeout = min(spec.timeout, timeout) }
-        if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
-        return try retry.run(environment.control, onRetry: { error, _ in
-            environment.metrics.retried()
-            if let error = error as? ServiceError, error.status == 429 {
-                pacer.pause(workspace: workspace.id, tier: tier, seconds: error.retryAfter ?? 30)
-            }
-        }) {
+        var request = ServiceRequest(spec, endpoint: "slack:\(method)", retry: retry)
+        // Each attempt waits for its workspace's quota (or uses the one the scheduler took for
+        // the step), and a 429 pauses the workspace's tier for every worker.
+        request.beforeEach = { [workspace, pacer, ticket, environment] in
             if ticket?.claim(workspace: workspace.id, tier: tier) != true {
                 try pacer.acquire(workspace: workspace.id, tier: tier, control: environment.control)
             }
             pacer.record(workspace: workspace.id, tier: tier)
-            environment.metrics.called("slack:\(method)")
-            defer { pacer.settle(workspace: workspace.id, tier: tier) }
-            let reply = try environment.transport.send(spec)
+        }
+        request.afterEach = { [workspace, pacer] in pacer.settle(workspace: workspace.id, tier: tier) }
+        request.onRetry = { [workspace, pacer] error in
+            if let error = error as? ServiceError, error.status == 429 {
+                pacer.pause(workspace: workspace.id, tier: tier, seconds: error.retryAfter ?? 30)
+            }
+        }
+        return try request.send(in: environment) { reply in
             if reply.status == 429 {
                 environment.metrics.rateLimited(workspace.id)
                 throw ServiceError(service: "slack", target: method, status: 429, code: "ratelimited",

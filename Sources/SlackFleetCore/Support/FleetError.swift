@@ -1,9 +1,15 @@
 import Foundation
 
+/// An error that says itself to people: its message is what results, notes and the audit log
+/// show (ChangeExecutor.describe). It never carries a secret value.
+public protocol DescribedError: Error {
+    var message: String { get }
+}
+
 /// A failure a user can act on: what went wrong, for what, and what to do about it.
 ///
 /// Its message never carries a secret value, so it is safe to print, log and store.
-public struct FleetError: Error, CustomStringConvertible, Sendable {
+public struct FleetError: DescribedError, CustomStringConvertible, Sendable {
     /// The process exit code this failure maps to (see `ExitStatus`).
     public let exitStatus: ExitStatus
     /// The message shown to the user.

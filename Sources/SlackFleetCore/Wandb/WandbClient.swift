@@ -141,17 +141,12 @@ public struct WandbClient: Sendable {
 
     /// Whether the instance answers `/ready` with 200.
     public func ready() throws -> Bool {
-        var base = instance.baseURL
-        while base.hasSuffix("/") { base.removeLast() }
-        var spec = HTTPRequestSpec(method: "GET", url: base + "/ready", allowInsecureHTTP: instance.allowInsecureHTTP)
-        if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
+        let spec = HTTPRequestSpec(method: "GET", url: ServiceRequest.url(instance.baseURL, "/ready"), allowInsecureHTTP: instance.allowInsecureHTTP)
         // Retried like every other call (a reset or a 5xx from the load balancer passes); a
         // steady non-200 answer is the verdict.
-        return try environment.retry.run(environment.control, onRetry: { _, _ in environment.metrics.retried() }) {
-            environment.metrics.called("wandb:ready")
-            let status = try environment.transport.send(spec).status
-            if status >= 500 { throw ServiceError(service: "wandb", target: instance.name, status: status, code: "http_\(status)") }
-            return status == 200
+        return try ServiceRequest(spec, endpoint: "wandb:ready").send(in: environment) { [instance] reply in
+            if reply.status >= 500 { throw ServiceError(service: "wandb", target: instance.name, status: reply.status, code: "http_\(reply.status)") }
+            return reply.status == 200
         }
     }
 
@@ -177,16 +172,11 @@ public struct WandbClient: Sendable {
 
     /// Runs a GraphQL operation; returns `data`, or throws the first error.
     public func query(_ text: String, variables: [String: JSON] = [:]) throws -> JSON {
-        var base = instance.baseURL
-        while base.hasSuffix("/") { base.removeLast() }
         let body: JSON = ["query": .string(text), "variables": .object(variables)]
-        var spec = HTTPRequestSpec(method: "POST", url: base + "/graphql",
+        let spec = HTTPRequestSpec(method: "POST", url: ServiceRequest.url(instance.baseURL, "/graphql"),
                                    headers: [("Content-Type", "application/json"), ("Authorization", "Basic " + Data("api:\(apiKey.revealed)".utf8).base64EncodedString())],
                                    body: body.data, allowInsecureHTTP: instance.allowInsecureHTTP)
-        if let left = environment.control.remaining { spec.timeout = max(0.5, min(spec.timeout, left)) }
-        return try environment.retry.run(environment.control, onRetry: { _, _ in environment.metrics.retried() }) {
-            environment.metrics.called("wandb:graphql")
-            let reply = try environment.transport.send(spec)
+        return try ServiceRequest(spec, endpoint: "wandb:graphql").send(in: environment) { [instance] reply in
             let json = try? JSON.parse(reply.body)
             let firstError = json?["errors"]?.listValue?.first?["message"]?.stringValue
             if reply.status == 401 || reply.status == 403 {

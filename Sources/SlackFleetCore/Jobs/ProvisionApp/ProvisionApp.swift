@@ -5,6 +5,20 @@ import Foundation
 /// client ID and secret.
 public struct ProvisionApp: FleetJob {
     public let name = "provision-app"
+    public static let recoveries: [any ChangeRecovery] = [AppCreateRecovery()]
+    /// The manifest every app starts from; `{app_group}` and `{workspace}` are filled in.
+    public static let defaultSettings = JobSettings.base.with {
+        $0.manifest = [
+            "display_information": [
+                "name": "W&B alerts {app_group}",
+                "description": "Alerts from Weights & Biases to this workspace, managed by SlackFleet",
+                "background_color": "#1a1c1f",
+            ],
+            "features": ["bot_user": ["display_name": "W&B alerts", "always_online": false]],
+            "oauth_config": ["scopes": ["bot": ["incoming-webhook"]]],
+            "settings": ["org_deploy_enabled": false, "socket_mode_enabled": false, "token_rotation_enabled": false],
+        ]
+    }
     private let apps = CurrentApps()
 
     public init() {}
@@ -40,7 +54,7 @@ public struct ProvisionApp: FleetJob {
 
     public func prepare(context: JobContext) {
         // A failure here is met again, and reported, by each group.
-        try? apps.load(context)
+        try? apps.load(store: context.store, run: context.runID)
     }
 
     public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool {
@@ -49,7 +63,7 @@ public struct ProvisionApp: FleetJob {
     }
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int {
-        (try? apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, context: context)) == nil ? 1 : 0
+        (try? apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, store: context.store, run: context.runID)) == nil ? 1 : 0
     }
 
     /// A group with an app: register it. Without: validate its manifest now, and create it once
@@ -57,7 +71,7 @@ public struct ProvisionApp: FleetJob {
     public func start(_ group: GroupWork, context: JobContext) -> GroupStep {
         let workspace = group.workspace
         do {
-            if let existing = try apps.app(workspaceID: workspace.id, appGroup: group.key.appGroup, context: context) {
+            if let existing = try apps.app(workspaceID: workspace.id, appGroup: group.key.appGroup, store: context.store, run: context.runID) {
                 return .done(register(group, app: existing, createdNow: false, context: context))
             }
             let token = try context.vault.resolve(workspace.configToken)
@@ -193,7 +207,7 @@ public struct ProvisionApp: FleetJob {
     }
 
     /// The answer to a create was lost: the app may exist (ChangeExecutor.describe shows the message).
-    struct LostCreateAnswer: Error {
+    struct LostCreateAnswer: DescribedError {
         let message: String
     }
 }

@@ -23,6 +23,8 @@ import Foundation
 /// resumes from the recorded stage.
 public struct RotateSecret: FleetJob {
     public let name = "rotate-secret"
+    /// Blue/green creates apps; --config-tokens rotates workspaces' tokens.
+    public static let recoveries: [any ChangeRecovery] = [AppCreateRecovery(), ConfigTokenRecovery()]
     public var configTokens = false
     public var clientSecret = false
 

@@ -4,6 +4,8 @@ import Foundation
 /// nothing else in the manifest is touched.
 public struct SyncRedirects: FleetJob {
     public let name = "sync-redirects"
+    /// An update per app at most: reads (exports) dominate, so more of them in flight.
+    public static let defaultSettings = JobSettings.base.with { $0.concurrency = 32 }
     private let apps = CurrentApps()
 
     public init() {}
@@ -65,7 +67,7 @@ public struct SyncRedirects: FleetJob {
 
     public func prepare(context: JobContext) {
         // A failure here is met again, and reported, by each group.
-        try? apps.load(context)
+        try? apps.load(store: context.store, run: context.runID)
     }
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }
@@ -74,7 +76,7 @@ public struct SyncRedirects: FleetJob {
     /// once its Tier 1 quota lets a write go: each its own step, so no worker waits on a quota.
     public func start(_ group: GroupWork, context: JobContext) -> GroupStep {
         do {
-            guard let app = try apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, context: context),
+            guard let app = try apps.app(workspaceID: group.workspace.id, appGroup: group.key.appGroup, store: context.store, run: context.runID),
                   let appID = app.slackAppID else {
                 return .done(context.all(group, .skipped, "no Slack app yet: run provision-app first"))
             }

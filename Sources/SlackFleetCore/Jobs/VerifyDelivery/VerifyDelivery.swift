@@ -5,6 +5,9 @@ import Foundation
 /// changes nothing, so it writes no audit entry beyond the run record.
 public struct VerifyDelivery: FleetJob {
     public let name = "verify-delivery"
+    /// Reads only: more of them in flight.
+    public static let defaultSettings = JobSettings.base.with { $0.concurrency = 32 }
+    public var checkNames: [String] { VerifyDelivery.checkNames }
     /// How long to wait for each test alert to show in the canary channel.
     public let timeout: TimeInterval
     let watcher = CanaryWatcher()
@@ -17,6 +20,17 @@ public struct VerifyDelivery: FleetJob {
     }
 
     public func expectedTier1Writes(_ group: GroupWork, context: JobContext) -> Int { 0 }
+
+    /// Per instance: whether its test alert arrived, and how long it took.
+    public func metrics(_ report: RunReport) -> String {
+        let checked = report.results.filter { $0.checks != nil }.sorted(by: { $0.instance < $1.instance })
+        guard !checked.isEmpty else { return "" }
+        var out = "# HELP slackfleet_delivery_ok 1 when the instance's test alert reached its canary channel.\n# TYPE slackfleet_delivery_ok gauge\n"
+        for result in checked { out += "slackfleet_delivery_ok{instance=\"\(result.instance)\"} \(result.outcome == .ok ? 1 : 0)\n" }
+        out += "# HELP slackfleet_delivery_latency_seconds Seconds from the test alert to its message in the channel.\n# TYPE slackfleet_delivery_latency_seconds gauge\n"
+        for result in checked { if let seconds = result.deliverySeconds { out += "slackfleet_delivery_latency_seconds{instance=\"\(result.instance)\"} \(seconds)\n" } }
+        return out
+    }
 
     public func begin(_ work: [GroupWork], context: JobContext, notes: (String) -> Void) -> Bool {
         Connections.prefetch(work, context: context)
