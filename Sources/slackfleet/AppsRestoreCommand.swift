@@ -4,7 +4,8 @@ import SlackFleetCore
 
 extension AppsCommand {
     struct Restore: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "restore", abstract: "Put a kept manifest back (the current one is kept first; audited).")
+        static let configuration = CommandConfiguration(commandName: "restore", abstract: "Put a kept manifest back (the current one is kept first; audited).",
+                                                                                usage: "slackfleet apps restore <snapshot> [<global options>]")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The snapshot number, from `apps snapshots`.") var snapshot: Int64
 

@@ -4,7 +4,8 @@ import SlackFleetCore
 
 extension AppsCommand {
     struct Snapshots: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "snapshots", abstract: "List the kept manifests of an instance's app, newest first.")
+        static let configuration = CommandConfiguration(commandName: "snapshots", abstract: "List the kept manifests of an instance's app, newest first.",
+                                                                                  usage: "slackfleet apps snapshots <instance> [<global options>]")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "An instance of the app group.") var instance: String
 

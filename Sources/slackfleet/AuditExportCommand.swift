@@ -6,7 +6,8 @@ extension AuditCommand {
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "export",
-            abstract: "Write every entry as JSON lines, to ship the log off this machine.")
+            abstract: "Write every entry as JSON lines, to ship the log off this machine.",
+            usage: "slackfleet audit export [--output <path>] [<global options>]")
 
         @OptionGroup var options: GlobalOptions
         @Option(help: ArgumentHelp("Write to this file (mode 0600) instead of standard output.", valueName: "path"))

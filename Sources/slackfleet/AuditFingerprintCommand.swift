@@ -6,7 +6,8 @@ extension AuditCommand {
     struct Fingerprint: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "fingerprint",
-            abstract: "Print the fingerprint of a value read from stdin, to find it in the audit log.")
+            abstract: "Print the fingerprint of a value read from stdin, to find it in the audit log.",
+            usage: "slackfleet audit fingerprint [<global options>] < value")
 
         @OptionGroup var options: GlobalOptions
 

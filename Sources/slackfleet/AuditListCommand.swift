@@ -4,7 +4,8 @@ import SlackFleetCore
 
 extension AuditCommand {
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "Show audit entries, oldest first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Show audit entries, oldest first.",
+                                                                             usage: "slackfleet audit list [--instance <name>] [--since <time>] [<options>]")
 
         @OptionGroup var options: GlobalOptions
         @Option(help: "Only entries about this instance.")

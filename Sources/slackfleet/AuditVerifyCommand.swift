@@ -7,11 +7,9 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             commandName: "verify",
             abstract: "Prove that no audit entry was changed, removed or reordered.",
+            usage: "slackfleet audit verify [--expect-head <seq:hash>] [<global options>]",
             discussion: """
-                Checks every entry's hash and its link to the one before, and the head signed with the
-                master key. Exits 0 when the log is intact; 1 naming the first entry that is not.
-                Keep the printed head elsewhere and pass it back with --expect-head to also catch a
-                rewrite by someone who holds the key.
+                Checks every entry's hash and its link to the one before, and the head signed with the master key. Exits 0 when the log is intact; 1 naming the first entry that is not. Keep the printed head elsewhere and pass it back with --expect-head to also catch a rewrite by someone who holds the key.
                 """)
 
         @OptionGroup var options: GlobalOptions

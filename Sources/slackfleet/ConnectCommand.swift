@@ -11,6 +11,7 @@ struct ConnectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "connect",
         abstract: "List the Slack connections a person must make in W&B, and watch for them.",
+        usage: "slackfleet connect [<selection>] [--wait] [--timeout <duration>] [--json]",
         discussion: """
             Alerts reach Slack only through Slack integrations a person connects in W&B (Connect Slack, then a channel picked in Slack). No API can do it for them. This command lists, per instance, who must open which W&B page and pick which channel: canaries with no integration in the canary channel, canaries whose integration came through an app a blue/green rotation is retiring, and every integration from before such a rotation that has not been connected again.
 
@@ -18,7 +19,8 @@ struct ConnectCommand: ParsableCommand {
 
             Exit status: 0 when nothing waits for a person, 1 otherwise (or when an instance could not be read).
 
-            Example: slackfleet connect --all --wait --timeout 2h
+            Example:
+              slackfleet connect --all --wait --timeout 2h
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -7,18 +7,14 @@ struct DoctorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
         abstract: "Check, before any change, that everything a run needs is in place.",
+        usage: "slackfleet doctor [<selection>] [--expiry-margin <duration>] [--json]",
         discussion: """
-            Read-only: every secret reference resolves; each configuration token is
-            valid and not about to expire, and its refresh token is stored; the reader
-            bot is in the canary channel; each W&B key is an admin's and serverInfo
-            answers; the Kubernetes service account may do each verb its registrar
-            needs (asked with SelfSubjectAccessReviews, not by trying); the
-            WeightsAndBiases resource and the api workload exist; TLS verifies.
-            Prints one table of what is wrong and how to fix it.
+            Read-only: every secret reference resolves; each configuration token is valid and not about to expire, and its refresh token is stored; the reader bot is in the canary channel; each W&B key is an admin's and serverInfo answers; the Kubernetes service account may do each verb its registrar needs (asked with SelfSubjectAccessReviews, not by trying); the WeightsAndBiases resource and the api workload exist; TLS verifies. Prints one table of what is wrong and how to fix it.
 
             Exit status: 0 when the fleet is ready, 1 otherwise.
 
-            Example: slackfleet doctor --label env=prod
+            Example:
+              slackfleet doctor --label env=prod
             """)
 
     @OptionGroup var global: GlobalOptions

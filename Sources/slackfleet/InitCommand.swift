@@ -6,6 +6,7 @@ struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
         abstract: "Create a fleet database and its master key file (both mode 0600).",
+        usage: "slackfleet init [<global options>]",
         discussion: "Refuses to overwrite an existing database or key file. With $SLACKFLEET_MASTER_KEY set, that key is used and no key file is written.")
 
     @OptionGroup var options: GlobalOptions

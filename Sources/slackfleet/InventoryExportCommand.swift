@@ -4,7 +4,8 @@ import SlackFleetCore
 
 extension InventoryCommand {
     struct Export: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "export", abstract: "Print the stored inventory as a file `inventory import` reads back.")
+        static let configuration = CommandConfiguration(commandName: "export", abstract: "Print the stored inventory as a file `inventory import` reads back.",
+                                                                               usage: "slackfleet inventory export [--format <format>] [<global options>]")
 
         @OptionGroup var options: GlobalOptions
         @Option(help: "yaml or json.")

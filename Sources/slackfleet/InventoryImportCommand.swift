@@ -7,10 +7,9 @@ extension InventoryCommand {
         static let configuration = CommandConfiguration(
             commandName: "import",
             abstract: "Make the stored inventory equal FILE (YAML or JSON), all or nothing.",
+            usage: "slackfleet inventory import <file> [--format <f>] [--prune] [--dry-run]",
             discussion: """
-                Every problem in the file is reported as FILE:LINE: ROW/FIELD: problem: what to do, and
-                then nothing is written (exit 65). Instances and workspaces stored but absent from the
-                file are kept unless --prune is given. Every change is written to the audit log.
+                Every problem in the file is reported as FILE:LINE: ROW/FIELD: problem: what to do, and then nothing is written (exit 65). Instances and workspaces stored but absent from the file are kept unless --prune is given. Every change is written to the audit log.
                 """)
 
         @OptionGroup var options: GlobalOptions

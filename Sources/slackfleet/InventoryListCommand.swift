@@ -4,7 +4,8 @@ import SlackFleetCore
 
 extension InventoryCommand {
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List instances, optionally only those with given labels.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List instances, optionally only those with given labels.",
+                                                                             usage: "slackfleet inventory list [--label <key=value> ...] [--json]")
 
         @OptionGroup var options: GlobalOptions
         @Option(name: .customLong("label"), help: ArgumentHelp("Only instances with this label (repeatable; all must match).", valueName: "key=value"))

@@ -7,6 +7,7 @@ extension InventoryCommand {
         static let configuration = CommandConfiguration(
             commandName: "remove",
             abstract: "Remove one instance from the inventory (audited).",
+            usage: "slackfleet inventory remove <name> [<global options>]",
             discussion: "Its Slack app, if any, is left alone: other instances of its app group may use it.")
 
         @OptionGroup var options: GlobalOptions

@@ -4,7 +4,8 @@ import SlackFleetCore
 
 extension InventoryCommand {
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one instance: its settings, references and Slack app.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one instance: its settings, references and Slack app.",
+                                                                             usage: "slackfleet inventory show <name> [--json] [<global options>]")
 
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The instance's name.")

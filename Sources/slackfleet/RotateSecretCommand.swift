@@ -13,17 +13,17 @@ struct RotateSecretCommand: JobCommandType {
         commandName: "rotate-secret",
         abstract: "Rotate configuration tokens, and client secrets without losing a Slack integration.",
         discussion: """
-            Examples:
-              slackfleet rotate-secret --config-tokens --all
-              slackfleet rotate-secret --client-secret --label env=prod --min-age 90d
-              slackfleet rotate-secret --client-secret --secret-from secret:slack/new --instance wandb-prod-1
-              slackfleet rotate-secret --client-secret --blue-green --instance wandb-prod-1
-
             --config-tokens is meant for cron every few hours: a configuration token lives 12 hours.
 
             --client-secret rotates in place (recommended): Slack has no API to regenerate a secret, so the run prints the app's settings link for a person to press Regenerate and waits (exit 1, stage stored). Give the new secret with --secret-from; it is probed at Slack, pushed to every instance of the app group, and kept. Every Slack integration keeps delivering: webhooks do not use the secret.
 
             --blue-green is for an app that must die (a leak): a new app, registered with every instance, promoted once a canary integration a person connects through it delivers a test alert. The old app is kept while any integration from before depends on it; slackfleet connect lists who must connect again. --delete-previous-breaking N deletes it anyway, breaking exactly N, recorded in the audit log.
+
+            Examples:
+              slackfleet rotate-secret --config-tokens --all
+              slackfleet rotate-secret --client-secret --label env=prod --min-age 90d
+              slackfleet rotate-secret --client-secret --secret-from env:NEW --instance prod
+              slackfleet rotate-secret --client-secret --blue-green --instance prod
             """)
 
     @OptionGroup var global: GlobalOptions

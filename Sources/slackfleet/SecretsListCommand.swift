@@ -8,7 +8,8 @@ import Glibc
 
 extension SecretsCommand {
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List stored secrets: names, fingerprints and ages, never values.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List stored secrets: names, fingerprints and ages, never values.",
+                                                                             usage: "slackfleet secrets list [--json] [<global options>]")
 
         @OptionGroup var options: GlobalOptions
         @Flag(help: "One JSON object per secret and line.")

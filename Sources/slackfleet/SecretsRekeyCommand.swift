@@ -11,10 +11,9 @@ extension SecretsCommand {
         static let configuration = CommandConfiguration(
             commandName: "rekey",
             abstract: "Re-seal every secret under a new master key, in one transaction.",
+            usage: "slackfleet secrets rekey [--new-key-file <path>] [<global options>]",
             discussion: """
-                With a key file, the new key replaces it (the old one is gone afterwards). With
-                $SLACKFLEET_MASTER_KEY, pass --new-key-file: the new key is written there, and you
-                then put it in the variable's source. Fingerprints in the audit log stay valid.
+                With a key file, the new key replaces it (the old one is gone afterwards). With $SLACKFLEET_MASTER_KEY, pass --new-key-file: the new key is written there, and you then put it in the variable's source. Fingerprints in the audit log stay valid.
                 """)
 
         @OptionGroup var options: GlobalOptions

@@ -11,10 +11,12 @@ extension SecretsCommand {
         static let configuration = CommandConfiguration(
             commandName: "set",
             abstract: "Store a secret; the value is read from standard input, never from the command line.",
+            usage: "slackfleet secrets set <name> [<global options>]",
             discussion: """
-                Example: slackfleet secrets set slack/acme/config-token < token.txt
-                One trailing newline is removed. On a terminal the value is asked for without echo.
-                Inventory fields refer to it as secret:NAME.
+                One trailing newline is removed. On a terminal the value is asked for without echo. Inventory fields refer to it as secret:NAME.
+
+                Example:
+                  slackfleet secrets set slack/acme/config-token < token.txt
                 """)
 
         @OptionGroup var options: GlobalOptions

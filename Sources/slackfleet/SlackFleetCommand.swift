@@ -8,13 +8,9 @@ struct SlackFleetCommand: ParsableCommand {
         commandName: "slackfleet",
         abstract: "Create, configure and register the Slack apps of a fleet of W&B Server deployments.",
         discussion: """
-            The fleet lives in a SQLite database (--database, $SLACKFLEET_DB, default ./slackfleet.db);
-            secrets in it are sealed under a master key ($SLACKFLEET_MASTER_KEY, or --key-file,
-            $SLACKFLEET_KEY_FILE, default <database>.key). Every change is written to an audit log.
+            The fleet lives in a SQLite database (--database, $SLACKFLEET_DB, default ./slackfleet.db). Secrets in it are sealed under a master key ($SLACKFLEET_MASTER_KEY, or the key file: --key-file, $SLACKFLEET_KEY_FILE, default <database>.key). Every change is written to an audit log.
 
-            Exit codes: 0 ok, 1 some instances or checks failed, 2 a dry run found changes,
-            64 usage, 65 bad inventory data, 75 locked, busy or out of time (try later), 78 configuration,
-            130/143 stopped by SIGINT/SIGTERM.
+            Exit codes: 0 done; 1 something failed or waits for a person; 2 a dry run found changes; 64 usage; 65 bad inventory data; 75 locked, busy or out of time (run again later); 78 configuration; 130 and 143 stopped by SIGINT or SIGTERM.
             """,
         version: SlackFleetVersion.current,
         subcommands: [InitCommand.self, InventoryCommand.self, SecretsCommand.self, ProvisionAppCommand.self, SyncRedirectsCommand.self, VerifyDeliveryCommand.self, RotateSecretCommand.self, ConnectCommand.self, DoctorCommand.self, AppsCommand.self, AuditCommand.self]

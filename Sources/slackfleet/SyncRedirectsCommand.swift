@@ -13,11 +13,11 @@ struct SyncRedirectsCommand: JobCommandType {
         commandName: "sync-redirects",
         abstract: "Make each app's redirect URLs and IP allow-list equal the inventory, touching nothing else.",
         discussion: """
+            Only the redirect URLs and the IP allow-list are compared and changed; everything else in the app's manifest, edits made in Slack's settings page included, is kept. The manifest exported before each update is kept: `slackfleet apps snapshots` lists them and `slackfleet apps restore ID` puts one back.
+
             Examples:
-              slackfleet sync-redirects --all --dry-run     # the diff per app; exit 2 if anything would change
+              slackfleet sync-redirects --all --dry-run    # the diff; exit 2 if any
               slackfleet sync-redirects --all
-            The manifest exported before each update is kept: `slackfleet apps snapshots` lists them and
-            `slackfleet apps restore ID` puts one back.
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -13,11 +13,10 @@ struct VerifyDeliveryCommand: JobCommandType {
         commandName: "verify-delivery",
         abstract: "Prove, per instance, that an alert really reaches Slack. Changes nothing.",
         discussion: """
-            Checks: the instance is ready; it runs on its app's client ID; its host is among the app's
-            redirect URLs; the app has the incoming-webhook scope; a test alert with a unique nonce is
-            accepted; and the nonce shows in the workspace's canary channel within --timeout.
-            One poll of a canary channel serves every instance waiting on it.
-            Example: slackfleet verify-delivery --all --timeout 90s --metrics-file /var/lib/node_exporter/delivery.prom
+            Checks, per instance: it is ready; it runs on its app's client ID; Slack accepts the stored client secret; its host is among the app's redirect URLs; the app has the incoming-webhook scope; the canary entity has a Slack integration in the canary channel; a test alert with a unique nonce is accepted, and shows in the canary channel within --timeout. One poll of a canary channel serves every instance waiting on it. An instance whose canary has no integration is needs-connect, with what a person must do.
+
+            Example:
+              slackfleet verify-delivery --all --timeout 90s
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -17,6 +17,29 @@ struct CommandLineTests {
         return cli
     }
 
+    /// Every command, as `slackfleet help` reaches it.
+    static let commands: [[String]] = [[], ["init"], ["inventory"], ["inventory", "import"], ["inventory", "export"], ["inventory", "list"],
+        ["inventory", "show"], ["inventory", "remove"], ["secrets"], ["secrets", "set"], ["secrets", "list"], ["secrets", "rekey"],
+        ["provision-app"], ["sync-redirects"], ["verify-delivery"], ["rotate-secret"], ["connect"], ["doctor"], ["apps"],
+        ["apps", "snapshots"], ["apps", "restore"], ["audit"], ["audit", "list"], ["audit", "verify"], ["audit", "export"], ["audit", "fingerprint"]]
+
+    @Test("every command's --help fits 80 columns, its paragraphs wrapped where the terminal is, not where the source breaks")
+    func helpAt80Columns() throws {
+        for command in Self.commands {
+            let help = try cli.run(command + ["--help"])
+            #expect(help.status == 0, "\(command)")
+            let lines = help.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(lines.allSatisfy { $0.count <= 80 }, "\(command): \(lines.filter { $0.count > 80 })")
+            // A hard break inside a paragraph shows as a short line followed by one that would
+            // have fitted on it: the words wrap twice.
+            for (line, next) in zip(lines, lines.dropFirst()) where !line.isEmpty && !next.isEmpty && !line.hasPrefix(" ") && !next.hasPrefix(" ") {
+                let firstWord = next.split(separator: " ").first.map(String.init) ?? ""
+                #expect(line.count + 1 + firstWord.count > 79 || line.hasSuffix(":") || line.hasSuffix("."),
+                        "\(command): a paragraph breaks early before \"\(firstWord)\": \(line)")
+            }
+        }
+    }
+
     @Test("a misspelt flag is named with a suggestion (exit 64), and rotate-secret says what it needs")
     func flagTypos() throws {
         let cli = try initialised()

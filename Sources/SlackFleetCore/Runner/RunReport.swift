@@ -29,7 +29,7 @@ public struct InstanceResult: Sendable, Encodable, Equatable {
     public var outcome: Outcome
     public var detail: String
     public var durationMS: Int
-    /// verify-delivery: each check's verdict (`ok`, or why not), in `VerifyDelivery.checkNames` order.
+    /// Each check's verdict (`ok`, or why not), in the job's `checkNames` order (verify-delivery).
     public var checks: [String: String]?
     /// verify-delivery: seconds from the test alert to its message in the channel.
     public var deliverySeconds: Double?
