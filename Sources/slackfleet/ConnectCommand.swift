@@ -52,7 +52,7 @@ struct ConnectCommand: ParsableCommand {
             defer { transport.shutdown() }
             let context = JobContext.standalone(store: store, vault: SecretVault(store: store, keyring: keyring), audit: audit,
                                                 settings: VerifyDelivery.defaultSettings, transport: transport, control: control)
-            let members = inventory.instancesByApp.mapValues { $0.filter(\.enabled) }
+            let members = inventory.instancesByApp.mapValues { $0.filter(\.isActive) }
             var pass = ConnectionWatch.pass(groups, members: members, context: context)
             report(pass)
             guard wait else { return pass.wanted.isEmpty && pass.problems.isEmpty ? .ok : .failure }

@@ -13,7 +13,9 @@ extension InventoryCommand {
 
         func run() throws {
             try Console.run {
-                let inventory = try InventoryRepository.load(try options.openStore())
+                var inventory = try InventoryRepository.load(try options.openStore())
+                // Tombstones are not in the inventory any more: only `retire` still sees them.
+                inventory.instances.removeAll { $0.retirement == .removed }
                 Console.out(format == .yaml ? InventoryDocument.yaml(inventory) : InventoryDocument.json(inventory))
                 return .ok
             }

@@ -46,7 +46,8 @@ extension InventoryCommand {
             let verb = applied ? "" : "would "
             for change in plan.changes {
                 let fields = change.changedFields.isEmpty ? "" : " (" + change.changedFields.joined(separator: ", ") + ")"
-                Console.line("\(verb)\(change.action.rawValue) \(change.kind) \(change.key)\(fields)")
+                let kept = change.tombstone ? " (kept as a tombstone until `slackfleet retire` retires it)" : ""
+                Console.line("\(verb)\(change.action.rawValue) \(change.kind) \(change.key)\(fields)\(kept)")
             }
             for kept in plan.keptAbsent {
                 Console.note("note: \(kept) is stored but not in \(file); kept (use --prune to remove it)")

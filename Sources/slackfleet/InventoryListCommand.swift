@@ -21,9 +21,9 @@ extension InventoryCommand {
                     try Console.jsonLines(instances.map(InstanceSummary.init))
                     return .ok
                 }
-                var table = TextTable(headers: ["NAME", "WORKSPACE", "APP GROUP", "REGISTRAR", "ENABLED", "BASE URL", "LABELS"])
+                var table = TextTable(headers: ["NAME", "WORKSPACE", "APP GROUP", "REGISTRAR", "STATE", "BASE URL", "LABELS"])
                 table.rows = instances.map { instance in
-                    [instance.name, instance.workspaceID, instance.appGroup, instance.registrar.kind, instance.enabled ? "yes" : "no",
+                    [instance.name, instance.workspaceID, instance.appGroup, instance.registrar.kind, InstanceSummary.state(instance),
                      instance.baseURL, instance.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
                 }
                 Console.out(table.render())
@@ -41,12 +41,15 @@ struct InstanceSummary: Encodable {
     let appGroup: String
     let registrar: String
     let enabled: Bool
+    /// `in-service`, `disabled`, `retiring` (marked `retire: true`) or `removed` (a tombstone until retired).
+    let state: String
     let baseURL: String
     let hostURLs: [String]
     let labels: [String: String]
 
     init(_ instance: Instance) {
         name = instance.name
+        state = InstanceSummary.state(instance)
         workspace = instance.workspaceID
         appGroup = instance.appGroup
         registrar = instance.registrar.kind
@@ -59,9 +62,17 @@ struct InstanceSummary: Encodable {
     enum CodingKeys: String, CodingKey {
         case name, workspace
         case appGroup = "app_group"
-        case registrar, enabled
+        case registrar, enabled, state
         case baseURL = "base_url"
         case hostURLs = "host_urls"
         case labels
+    }
+
+    static func state(_ instance: Instance) -> String {
+        switch instance.retirement {
+        case .marked?: "retiring"
+        case .removed?: "removed (until retired)"
+        case nil: instance.enabled ? "in-service" : "disabled"
+        }
     }
 }

@@ -78,10 +78,15 @@ public struct Instance: Sendable, Equatable {
     public var allowInsecureHTTP: Bool
     /// Disabled instances stay in the inventory but no job touches them.
     public var enabled: Bool
+    /// Whether the instance is on its way out: only `retire` works on it.
+    public var retirement: Retirement?
+
+    /// Enabled and not retiring: what every job but `retire` works on.
+    public var isActive: Bool { enabled && retirement == nil }
 
     public init(name: String, baseURL: String, hostURLs: [String], ipAllowlist: [String] = [], workspaceID: String,
                 appGroup: String? = nil, apiKey: SecretReference, canary: Canary? = nil, watchEntities: [String] = [], labels: [String: String] = [:],
-                registrar: Registrar, allowInsecureHTTP: Bool = false, enabled: Bool = true) {
+                registrar: Registrar, allowInsecureHTTP: Bool = false, enabled: Bool = true, retirement: Retirement? = nil) {
         self.name = name
         self.baseURL = baseURL
         self.hostURLs = hostURLs
@@ -95,7 +100,19 @@ public struct Instance: Sendable, Equatable {
         self.registrar = registrar
         self.allowInsecureHTTP = allowInsecureHTTP
         self.enabled = enabled
+        self.retirement = retirement
     }
+}
+
+/// Why an instance is on its way out. `retire` takes its host URLs out of its group's app,
+/// removes its credentials, deletes the app once no instance of the group is left, and then
+/// forgets a removed instance.
+public enum Retirement: String, Sendable, Equatable {
+    /// The inventory says `retire: true`.
+    case marked
+    /// Removed from the inventory (`inventory import --prune`, `inventory remove`) after it was
+    /// given an app's credentials: kept as a tombstone until retired.
+    case removed
 }
 
 /// The W&B entity and project verify-delivery posts its test alerts in.

@@ -155,11 +155,12 @@ final class InventoryDecoder {
         let labels = decodeLabels(record)
         let registrar = decodeRegistrar(record, allowInsecure: allowInsecure)
         let enabled = record.bool("enabled", default: true)
+        let retire = record.bool("retire", default: false)
         record.rejectUnknownFields()
         guard let name, let baseURL, let hostURLs, let ipAllowlist, let workspace, let apiKey, let watchEntities, let labels, let registrar else { return nil }
         return Instance(name: name, baseURL: baseURL, hostURLs: hostURLs, ipAllowlist: ipAllowlist, workspaceID: workspace,
                         appGroup: appGroup, apiKey: apiKey, canary: canary, watchEntities: watchEntities, labels: labels, registrar: registrar,
-                        allowInsecureHTTP: allowInsecure, enabled: enabled)
+                        allowInsecureHTTP: allowInsecure, enabled: enabled, retirement: retire ? .marked : nil)
     }
 
     private func decodeHostURLs(_ record: Record, allowInsecure: Bool) -> [String]? {

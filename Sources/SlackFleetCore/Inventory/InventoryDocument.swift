@@ -52,6 +52,7 @@ public enum InventoryDocument {
         fields.append(("registrar", .fields(InventoryDocument.fields(of: instance.registrar))))
         if instance.allowInsecureHTTP { fields.append(("allow_insecure_http", .bool(true))) }
         if !instance.enabled { fields.append(("enabled", .bool(false))) }
+        if instance.retirement == .marked { fields.append(("retire", .bool(true))) }
         return fields
     }
 

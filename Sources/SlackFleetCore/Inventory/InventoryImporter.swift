@@ -16,6 +16,9 @@ public enum InventoryImporter {
         public let key: String
         /// For updates: the fields that change.
         public let changedFields: [String]
+        /// For an instance's removal: it was given an app's credentials, so it is kept as a
+        /// tombstone until `slackfleet retire` retires it.
+        public var tombstone = false
         fileprivate let before: [(String, InventoryDocument.Value)]?
         fileprivate let after: [(String, InventoryDocument.Value)]?
 
@@ -44,7 +47,18 @@ public enum InventoryImporter {
         let current = try InventoryRepository.load(db)
         var plan = Plan()
         diff(current.workspaces, inventory.workspaces, kind: "workspace", key: \.id, fields: InventoryDocument.fields(of:), into: &plan)
-        diff(current.instances, inventory.instances, kind: "instance", key: \.name, fields: InventoryDocument.fields(of:), into: &plan)
+        // A tombstone is not in the inventory: an instance of its name in the file is created
+        // over it (and is in service again).
+        diff(current.instances.filter { $0.retirement != .removed }, inventory.instances, kind: "instance", key: \.name,
+             fields: InventoryDocument.fields(of:), into: &plan)
+        let provisioned = Set(try Row.fetchAll(db, sql: "SELECT DISTINCT workspace_id, app_group FROM app WHERE stage != 'retired'")
+            .map { "\($0["workspace_id"] as String)/\($0["app_group"] as String)" })
+        let byName = Dictionary(current.instances.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        for index in plan.changes.indices where plan.changes[index].kind == "instance" && plan.changes[index].action == .remove {
+            if let instance = byName[plan.changes[index].key], provisioned.contains("\(instance.workspaceID)/\(instance.appGroup)") {
+                plan.changes[index].tombstone = true
+            }
+        }
         if !prune {
             let absent = plan.changes.filter { $0.action == .remove }
             plan.keptAbsent = absent.map { "\($0.kind) \($0.key)" }
@@ -120,9 +134,13 @@ public enum InventoryImporter {
                 case ("workspace", _):
                     if let workspace = workspaces[change.key] { try WorkspaceRecord(workspace).update(db) }
                 case ("instance", .remove):
-                    _ = try InstanceRecord.deleteOne(db, key: change.key)
+                    if change.tombstone {
+                        try db.execute(sql: "UPDATE instance SET retirement = 'removed' WHERE name = ?", arguments: [change.key])
+                    } else {
+                        _ = try InstanceRecord.deleteOne(db, key: change.key)
+                    }
                 case ("instance", .create):
-                    if let instance = instances[change.key] { try InstanceRecord(instance).insert(db) }
+                    if let instance = instances[change.key] { try InstanceRecord(instance).save(db) }
                 default:
                     if let instance = instances[change.key] { try InstanceRecord(instance).update(db) }
                 }
@@ -132,16 +150,26 @@ public enum InventoryImporter {
         }
     }
 
-    /// Removes one instance, audited.
-    public static func remove(instance name: String, store: FleetStore, audit: AuditLog) throws {
+    /// Removes one instance, audited: an instance whose app group has an app is kept as a
+    /// tombstone until `retire` retires it. Returns whether it was.
+    @discardableResult
+    public static func remove(instance name: String, store: FleetStore, audit: AuditLog) throws -> Bool {
         try store.write("removing instance \(name)") { db in
-            guard let record = try InstanceRecord.fetchOne(db, key: name) else {
+            guard let record = try InstanceRecord.fetchOne(db, key: name), record.retirement != Retirement.removed.rawValue else {
                 throw FleetError.data("no instance named \(name): see `slackfleet inventory list`")
             }
-            let fields = InventoryDocument.fields(of: try record.instance())
-            _ = try InstanceRecord.deleteOne(db, key: name)
-            let change = Change(action: .remove, kind: "instance", key: name, changedFields: [], before: fields, after: nil)
+            let instance = try record.instance()
+            let fields = InventoryDocument.fields(of: instance)
+            var change = Change(action: .remove, kind: "instance", key: name, changedFields: [], before: fields, after: nil)
+            change.tombstone = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM app WHERE workspace_id = ? AND app_group = ? AND stage != 'retired')",
+                                                 arguments: [instance.workspaceID, instance.appGroup]) ?? false
+            if change.tombstone {
+                try db.execute(sql: "UPDATE instance SET retirement = 'removed' WHERE name = ?", arguments: [name])
+            } else {
+                _ = try InstanceRecord.deleteOne(db, key: name)
+            }
             try audit.append([auditDraft(change, audit: audit)], in: db)
+            return change.tombstone
         }
     }
 
@@ -152,6 +180,7 @@ public enum InventoryImporter {
             detail["after"] = auditValue(.fields(change.after ?? []), audit: audit)
         case .remove:
             detail["before"] = auditValue(.fields(change.before ?? []), audit: audit)
+            if change.tombstone { detail["kept_until_retired"] = .bool(true) }
         case .update:
             let before = Dictionary(change.before ?? [], uniquingKeysWith: { first, _ in first })
             let after = Dictionary(change.after ?? [], uniquingKeysWith: { first, _ in first })

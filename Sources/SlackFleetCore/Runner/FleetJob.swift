@@ -32,6 +32,9 @@ public protocol FleetJob: Sendable {
     var checkNames: [String] { get }
     /// Metrics of its own (Prometheus text), written after the run's in the metrics file.
     func metrics(_ report: RunReport) -> String
+    /// Whether the job works on `instance` when the selection names it: instances in service
+    /// (enabled, not retiring), unless the job is about the others.
+    func selects(_ instance: Instance) -> Bool
 }
 
 extension FleetJob {
@@ -41,6 +44,7 @@ extension FleetJob {
     public static var recoveries: [any ChangeRecovery] { [] }
     public var checkNames: [String] { [] }
     public func metrics(_ report: RunReport) -> String { "" }
+    public func selects(_ instance: Instance) -> Bool { instance.isActive }
 
     public func start(_ group: GroupWork, context: JobContext) -> GroupStep {
         .done(run(group, context: context))
@@ -66,6 +70,15 @@ public enum GroupStep: Sendable {
         switch self {
         case .done(let results): return .done(transform(results))
         case .spend(let tier, let next): return .spend(tier) { next($0).map(transform) }
+        }
+    }
+
+    /// This work, then `next` with its results: one job's steps followed by more (another
+    /// job's, or a step of its own), each quota step still announced to the scheduler.
+    public func then(_ next: @escaping @Sendable ([InstanceResult]) -> GroupStep) -> GroupStep {
+        switch self {
+        case .done(let results): return next(results)
+        case .spend(let tier, let step): return .spend(tier) { step($0).then(next) }
         }
     }
 

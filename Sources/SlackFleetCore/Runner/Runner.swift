@@ -61,7 +61,8 @@ public final class Runner: @unchecked Sendable {
         var resolvedThrough = try AuditLog.headSeq(store)
 
         let inventory = try inventoryRead.inventory()
-        let groups = try options.selection.groups(of: inventory)
+        let groups = try options.selection.groups(of: inventory, selecting: job.selects)
+        let members = inventory.instancesByApp.mapValues { $0.filter(\.isActive).sorted { $0.name < $1.name } }
         var report = RunReport(runID: runID, job: job.name, dryRun: options.dryRun, startedAt: Date())
         // The run's row is written while its groups are built, and before its first change.
         let recording = Pending { [self, report] in try recordRunStart(report) }
@@ -69,7 +70,7 @@ public final class Runner: @unchecked Sendable {
         func build() throws -> [GroupWork] {
             let workspaces = Dictionary(try ConfigTokens.effective(inventory.workspaces, vault: vault).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             return groups.sorted { $0.key < $1.key }.compactMap { key, instances -> GroupWork? in
-                workspaces[key.workspaceID].map { GroupWork(key: key, workspace: $0, instances: instances.sorted { $0.name < $1.name }) }
+                workspaces[key.workspaceID].map { GroupWork(key: key, workspace: $0, instances: instances.sorted { $0.name < $1.name }, members: members[key] ?? []) }
             }
         }
         let planned = try build()

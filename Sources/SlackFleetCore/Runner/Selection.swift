@@ -28,9 +28,10 @@ public struct Selection: Sendable {
         return nil
     }
 
-    /// The enabled instances selected from `inventory`, grouped by the app they share.
+    /// The instances selected from `inventory` that `selecting` accepts (in service, unless a
+    /// job says otherwise), grouped by the app they share.
     /// Shards split by app group, so a group's instances stay on one machine.
-    public func groups(of inventory: Inventory) throws -> [Inventory.AppKey: [Instance]] {
+    public func groups(of inventory: Inventory, selecting: (Instance) -> Bool = { $0.isActive }) throws -> [Inventory.AppKey: [Instance]] {
         guard all || !instances.isEmpty || !labels.isEmpty else {
             throw FleetError.usage("choose instances: --instance NAME (repeatable), --label key=value, or --all")
         }
@@ -41,7 +42,7 @@ public struct Selection: Sendable {
             }
         }
         let chosen = inventory.instances.filter { instance in
-            instance.enabled
+            selecting(instance)
                 && (instances.isEmpty || instances.contains(instance.name))
                 && labels.allSatisfy { instance.labels[$0.key] == $0.value }
         }

@@ -79,6 +79,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
     var registrar: String
     var allowInsecureHTTP: Bool
     var enabled: Bool
+    var retirement: String?
 
     enum CodingKeys: String, CodingKey {
         case name
@@ -93,7 +94,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
         case watchEntities = "watch_entities"
         case labels, registrar
         case allowInsecureHTTP = "allow_insecure_http"
-        case enabled
+        case enabled, retirement
     }
 
     /// Read column by column (see WorkspaceRecord): every run reads every instance.
@@ -112,6 +113,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
         registrar = try row.decode(forColumn: "registrar")
         allowInsecureHTTP = try row.decode(forColumn: "allow_insecure_http")
         enabled = try row.decode(forColumn: "enabled")
+        retirement = try row.decode(forColumn: "retirement")
     }
 
     init(_ instance: Instance) throws {
@@ -129,6 +131,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
         registrar = try StoredJSON.encode(RegistrarSettings(instance.registrar))
         allowInsecureHTTP = instance.allowInsecureHTTP
         enabled = instance.enabled
+        retirement = instance.retirement?.rawValue
     }
 
     func instance() throws -> Instance {
@@ -145,7 +148,7 @@ struct InstanceRecord: Encodable, FetchableRecord, PersistableRecord {
             watchEntities: try StoredJSON.strings(watchEntities, row, "watch_entities"),
             labels: try StoredJSON.stringMap(labels, row, "labels"),
             registrar: try RegistrarSettings(stored: registrar, row).registrar(row),
-            allowInsecureHTTP: allowInsecureHTTP, enabled: enabled)
+            allowInsecureHTTP: allowInsecureHTTP, enabled: enabled, retirement: retirement.flatMap(Retirement.init(rawValue:)))
     }
 }
 

@@ -6,7 +6,7 @@ import GRDB
 /// from every earlier version, with data in place.
 public enum Schema {
     /// The identifiers of every migration, in order.
-    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs", "v4-audit-change-index", "v5-rotation", "v6-connections"] }
+    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs", "v4-audit-change-index", "v5-rotation", "v6-connections", "v7-retirement"] }
 
     /// The migrator that brings any earlier database to the current schema.
     public static var migrator: DatabaseMigrator {
@@ -197,6 +197,14 @@ public enum Schema {
                     recorded_at TEXT NOT NULL,
                     PRIMARY KEY (app_id, instance, entity, integration_id)
                 );
+                """)
+        }
+        migrator.registerMigration("v7-retirement") { db in
+            // retirement: NULL for an instance in service; 'marked' when the inventory says
+            // `retire: true`; 'removed' for a tombstone, an instance removed from the inventory
+            // after it was given an app's credentials, kept until `retire` has retired it.
+            try db.execute(sql: """
+                ALTER TABLE instance ADD COLUMN retirement TEXT CHECK (retirement IN ('marked', 'removed'));
                 """)
         }
         return migrator

@@ -46,8 +46,8 @@ public struct ProvisionApp: FleetJob {
         var scopes = manifest["oauth_config"]?["scopes"]?["bot"]?.strings ?? []
         if !scopes.contains("incoming-webhook") { scopes.append("incoming-webhook") }
         manifest = manifest.setting(["oauth_config", "scopes", "bot"], to: .list(scopes.map(JSON.string)))
-        manifest = manifest.setting(["oauth_config", "redirect_urls"], to: .list(redirectURLs(group.instances).map(JSON.string)))
-        let ranges = ipRanges(group.instances)
+        manifest = manifest.setting(["oauth_config", "redirect_urls"], to: .list(redirectURLs(group.members).map(JSON.string)))
+        let ranges = ipRanges(group.members)
         if !ranges.isEmpty { manifest = manifest.setting(["settings", "allowed_ip_address_ranges"], to: .list(ranges.map(JSON.string))) }
         return manifest
     }
@@ -93,7 +93,7 @@ public struct ProvisionApp: FleetJob {
             guard let app = try ProvisionApp.createAndStore(
                 manifest, group: group, stage: .current, token: token, context: context,
                 summary: "in workspace \(workspace.id) with \(urls.count) redirect URL\(urls.count == 1 ? "" : "s")",
-                detail: ["redirect_urls": .list(urls.map(JSON.string)), "ip_allowlist": .list(ProvisionApp.ipRanges(group.instances).map(JSON.string))]) else {
+                detail: ["redirect_urls": .list(urls.map(JSON.string)), "ip_allowlist": .list(ProvisionApp.ipRanges(group.members).map(JSON.string))]) else {
                 // A dry run: the app would be created, then registered with every instance.
                 return context.all(group, .changed, "would create a Slack app for app group \(group.key.appGroup) and register it with this instance")
             }

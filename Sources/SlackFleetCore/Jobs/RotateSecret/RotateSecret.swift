@@ -77,7 +77,7 @@ public struct RotateSecret: FleetJob {
         shared.lock.lock()
         shared.groupCount = work.count
         // A rotation covers every enabled instance of an app group, selected or not.
-        shared.groups = (inventory?.instancesByApp ?? [:]).mapValues { $0.filter(\.enabled).sorted { $0.name < $1.name } }
+        shared.groups = (inventory?.instancesByApp ?? [:]).mapValues { $0.filter(\.isActive).sorted { $0.name < $1.name } }
         shared.lock.unlock()
         guard configTokens else { return false }
         var seen = Set<String>()

@@ -92,11 +92,11 @@ public struct SyncRedirects: FleetJob {
             let token = try context.vault.resolve(group.workspace.configToken)
             let slack = context.slack(group.workspace)
             let exported = try slack.export(appID: appID, token: token)
-            let drift = SyncRedirects.drift(exported: exported, instances: group.instances)
+            let drift = SyncRedirects.drift(exported: exported, instances: group.members)
             if drift.isEmpty {
                 return .done(context.all(group, .ok, "app \(appID): redirect URLs and IP allow-list match the inventory"))
             }
-            let edited = SyncRedirects.edited(exported, instances: group.instances)
+            let edited = SyncRedirects.edited(exported, instances: group.members)
             if !context.executor.dryRun {
                 try AppRepository.snapshot(app, manifest: exported, reason: "before sync-redirects run \(context.executor.audit.context.runID)", in: context.store)
             }
