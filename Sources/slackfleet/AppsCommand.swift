@@ -5,6 +5,6 @@ import SlackFleetCore
 struct AppsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apps",
-        abstract: "List the Slack apps SlackFleet made, their manifest snapshots, and restore one.",
-        subcommands: [Snapshots.self, Restore.self])
+        abstract: "The Slack apps' manifest snapshots, restoring one, and apps Slack may hold that were never stored.",
+        subcommands: [Snapshots.self, Restore.self, Orphans.self])
 }

@@ -80,6 +80,7 @@ struct JobSettingsTests {
     static let jobs: [(name: String, defaults: JobSettings)] = [
         ("provision-app", ProvisionApp.defaultSettings), ("sync-redirects", SyncRedirects.defaultSettings),
         ("verify-delivery", VerifyDelivery.defaultSettings), ("rotate-secret", RotateSecret.defaultSettings),
+        ("retire", Retire.defaultSettings),
     ]
 
     @Test("the shipped job files are the defaults the binary uses", arguments: jobs.map(\.name))
