@@ -85,7 +85,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "slackfleet-bench",
-            dependencies: ["SlackFleetCore", "SlackFleetTestSupport"],
+            dependencies: ["SlackFleetCore", "SlackFleetTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Benchmarks/slackfleet-bench"
         ),
         // What the tests, the benchmarks and the soak share: a fleet-sim process, the CLI as a

@@ -127,6 +127,9 @@ run "verify-delivery again, after the DNS change and the rotation" "$bin" verify
 run "The metrics file for node_exporter" cat "$dir/provision.prom"
 run "The audit trail of the jobs, and its proof" "$bin" audit list --limit 12
 run "Verify the simulated fleet's audit log" "$bin" audit verify
+run "The fleet at a glance, from the database alone (exit 1 while anything is not delivering or waits for a person)" \
+  "$bin" status || [ $? -eq 1 ]
+run "The same as one self-contained HTML page" "$bin" report --output "$dir/fleet.html"
 
 step "What happened, from the audit log and from fleet-sim's own state" "slackfleet audit list --json"
 "$bin" audit list --json > "$dir/audit.jsonl"
@@ -155,5 +158,6 @@ kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
 trap - EXIT
 echo "fleet-sim stopped."
 
+printf '\nThe fleet status page: %s (open it in a browser; it needs no network).\n' "$dir/fleet.html"
 printf '\nDone. The databases are %s and %s; try:\n  %s audit list\n' \
   "$dir/fleet.db" "$dir/sim.db" "SLACKFLEET_DB=$dir/fleet.db SLACKFLEET_KEY_FILE=$dir/fleet.key $bin"

@@ -28,6 +28,8 @@ struct JobOptions: ParsableArguments {
     var json = false
     @Option(name: .customLong("metrics-file"), help: ArgumentHelp("Write a Prometheus textfile here (atomically, mode 0600).", valueName: "path"))
     var metricsFile: String?
+    @Option(help: ArgumentHelp("Write the fleet's status page here at the end of the run (atomically; see slackfleet report).", valueName: "file.html"))
+    var report: String?
 
     func validate() throws {
         if let concurrency, !(1...128).contains(concurrency) { throw ValidationError("--concurrency must be between 1 and 128") }

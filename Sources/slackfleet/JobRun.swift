@@ -41,6 +41,7 @@ enum JobCommand {
             // The run is recorded: its pages reach the database file while the results print.
             try store.checkpointing {
                 if let path = options.metricsFile { try MetricsFile.write(report, to: path) }
+                if let path = options.report { try ReportCommand.write(try FleetStatus.read(store), to: path) }
                 if options.json {
                     Console.resultLines(report.results)
                     try Console.jsonLine(RunSummary(report))

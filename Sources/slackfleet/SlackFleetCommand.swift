@@ -13,7 +13,7 @@ struct SlackFleetCommand: ParsableCommand {
             Exit codes: 0 done; 1 something failed or waits for a person; 2 a dry run found changes; 64 usage; 65 bad inventory data; 75 locked, busy or out of time (run again later); 78 configuration; 130 and 143 stopped by SIGINT or SIGTERM.
             """,
         version: SlackFleetVersion.current,
-        subcommands: [InitCommand.self, InventoryCommand.self, SecretsCommand.self, ProvisionAppCommand.self, SyncRedirectsCommand.self, VerifyDeliveryCommand.self, RotateSecretCommand.self, RetireCommand.self, ConnectCommand.self, DoctorCommand.self, AppsCommand.self, AuditCommand.self]
+        subcommands: [InitCommand.self, InventoryCommand.self, SecretsCommand.self, ProvisionAppCommand.self, SyncRedirectsCommand.self, VerifyDeliveryCommand.self, RotateSecretCommand.self, RetireCommand.self, ConnectCommand.self, StatusCommand.self, ReportCommand.self, DoctorCommand.self, AppsCommand.self, AuditCommand.self]
     )
 }
 

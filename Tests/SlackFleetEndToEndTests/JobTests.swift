@@ -468,7 +468,7 @@ extension JobSuites {
 extension JobSuites {
     @Suite("Jobs: no secret leaks")
     struct SecretLeakTests {
-        @Test("no secret value appears in stdout, stderr, debug logs, metrics, the audit export or the database files")
+        @Test("no secret value appears in stdout, stderr, debug logs, metrics, the audit export, the status page or the database files")
         func noLeaks() throws {
             let fixture = try JobFixture(instances: 10, workspaces: 2, groups: 1, groupSize: 3, simConfig: #"{"rollout_delay_ms": 100, "alert_delay_ms": 100}"#)
             // The exec hook (wandb-0010) goes through a wrapper that records the argv and environment it was given.
@@ -504,6 +504,13 @@ extension JobSuites {
             outputs.append(try fixture.cli.run(["audit", "export"]).output)
             outputs.append(try fixture.cli.run(["inventory", "export"]).output)
             outputs.append(try fixture.cli.run(["inventory", "show", "wandb-0001", "--json"]).output)
+            // The status, as text, JSON and the HTML page a job run writes.
+            outputs.append(try fixture.cli.run(["status"]).output + (try fixture.cli.run(["status", "--json"]).output))
+            let page = fixture.directory.file("fleet.html")
+            _ = try fixture.cli.run(["sync-redirects", "--job-file", fixture.syncFile, "--all", "--report", page], timeout: 120)
+            let html = (try? String(contentsOfFile: page, encoding: .utf8)) ?? ""
+            #expect(html.contains("SlackFleet fleet status"), "the job wrote its report")
+            outputs.append(html)
             // Every secret the fleet holds: the simulator's issued tokens and keys, and the apps' client secrets.
             let secretFiles = try FileManager.default.contentsOfDirectory(atPath: fixture.sim.inventory + ".secrets")
             var secrets = try secretFiles.map { try String(contentsOfFile: fixture.sim.inventory + ".secrets/" + $0, encoding: .utf8) }

@@ -71,7 +71,8 @@ extension JobSuites {
                 }
             }
             #expect(!Self.clientID(instances, "wandb-0001").isEmpty, "the instances that stay keep theirs")
-            #expect((results["wandb-0003"]?["detail"] as? String ?? "").contains("forgotten"))
+            let forgotten = results["wandb-0003"]?["detail"] as? String ?? ""
+            #expect(forgotten.contains("forgotten"))
             let list = JobFixture.lines(try fixture.cli.run(["inventory", "list", "--json"])).compactMap { $0["name"] as? String }
             #expect(list == ["wandb-0001", "wandb-0002", "wandb-0004"], "the removed instance is forgotten, the marked one stays listed")
             let forget = try fixture.auditEntries().filter { $0["action"] as? String == "forget" && $0["phase"] as? String != "planned" }
@@ -103,7 +104,8 @@ extension JobSuites {
             #expect(try fixture.integrationsLost() == 0)
 
             let wrong = try fixture.retire(["--delete-app-breaking", "\(count + 1)"])
-            #expect(wrong.status == 1 && (Self.results(wrong)["wandb-0001"]?["detail"] as? String ?? "").contains("does not match"))
+            let mismatch = Self.results(wrong)["wandb-0001"]?["detail"] as? String ?? ""
+            #expect(wrong.status == 1 && mismatch.contains("does not match"))
             #expect(try fixture.liveApp("wandb-0001") != nil)
 
             let deleted = try fixture.retire(["--delete-app-breaking", "\(count)"])
@@ -116,7 +118,8 @@ extension JobSuites {
 
             let again = try fixture.retire([])
             #expect(again.status == 0, "\(again.output.suffix(800))")
-            #expect((Self.results(again)["wandb-0001"]?["detail"] as? String ?? "").contains("no app left to delete"))
+            let nothingLeft = Self.results(again)["wandb-0001"]?["detail"] as? String ?? ""
+            #expect(nothingLeft.contains("no app left to delete"))
         }
 
         @Test("killed after Slack deleted the app, or before forgetting: the rerun records the recovery and finishes", arguments: ["after:delete:slack", "before:forget:inventory"])

@@ -220,7 +220,10 @@ public final class Runner: @unchecked Sendable {
     private func recordRunEnd(_ report: RunReport, results: [InstanceResult], resolvedThrough: Int64, lock: RunLock) throws {
         try lock.release(with: "recording the run's results") { db in
             try AuditLog.markResolved(through: resolvedThrough, in: db)
-            let summary: JSON = .object(Dictionary(uniqueKeysWithValues: InstanceResult.Outcome.allCases.map { ($0.rawValue, JSON.int(report.count($0))) }))
+            var counts = Dictionary(uniqueKeysWithValues: InstanceResult.Outcome.allCases.map { ($0.rawValue, JSON.int(report.count($0))) })
+            // 429s per workspace, for `slackfleet status`.
+            counts["rate_limited"] = .object(report.rateLimited.mapValues(JSON.int))
+            let summary: JSON = .object(counts)
             try db.execute(sql: "UPDATE run SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
                            arguments: [Timestamp.format(report.finishedAt), report.stop?.rawValue ?? "finished", summary.canonicalJSON, report.runID])
             try Runner.insert(results, runID: report.runID, in: db)
