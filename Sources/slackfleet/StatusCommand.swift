@@ -18,38 +18,13 @@ struct StatusCommand: ParsableCommand {
             """)
 
     @OptionGroup var global: GlobalOptions
-    @Option(name: .customLong("instance"), help: ArgumentHelp("Only this instance (repeatable).", valueName: "name"))
-    var instances: [String] = []
-    @Option(name: .customLong("label"), help: ArgumentHelp("Only instances with this label (repeatable; all must match).", valueName: "key=value"))
-    var labels: [String] = []
-    @Option(help: ArgumentHelp("An instance not verified for longer than this is stale.", valueName: "duration"))
-    var stale = "7d"
+    @OptionGroup var chosen: StatusSelection
     @Flag(help: "One JSON object: workspaces, instances, needs_person, healthy.") var json = false
-
-    func validate() throws {
-        _ = try parseLabels(labels)
-        if JobOptions.seconds(stale) == nil { throw ValidationError("--stale \(stale): write it like 12h, 7d or 30d") }
-    }
-
-    /// The status of the selection, read once.
-    static func read(_ store: FleetStore, instances: [String], labels: [String], stale: String) throws -> FleetStatus {
-        let wanted = try parseLabels(labels)
-        let names = Set(instances)
-        if !names.isEmpty {
-            let known = Set(try InventoryRepository.load(store).instances.map(\.name))
-            if let unknown = names.subtracting(known).sorted().first {
-                throw FleetError.data("no instance named \(unknown): see `slackfleet inventory list`")
-            }
-        }
-        return try FleetStatus.read(store, staleAfter: JobOptions.seconds(stale) ?? 7 * 86400) { instance in
-            (names.isEmpty || names.contains(instance.name)) && wanted.allSatisfy { instance.labels[$0.key] == $0.value }
-        }
-    }
 
     func run() throws {
         try Console.run {
             let store = try global.openStore()
-            let status = try Self.read(store, instances: instances, labels: labels, stale: stale)
+            let status = try chosen.read(store)
             if json {
                 try Console.jsonLine(status)
             } else {
@@ -106,22 +81,12 @@ struct ReportCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("The HTML file to write (atomically).", valueName: "file.html")) var output: String
-    @Option(name: .customLong("instance"), help: ArgumentHelp("Only this instance (repeatable).", valueName: "name"))
-    var instances: [String] = []
-    @Option(name: .customLong("label"), help: ArgumentHelp("Only instances with this label (repeatable).", valueName: "key=value"))
-    var labels: [String] = []
-    @Option(help: ArgumentHelp("An instance not verified for longer than this is stale.", valueName: "duration"))
-    var stale = "7d"
-
-    func validate() throws {
-        _ = try parseLabels(labels)
-        if JobOptions.seconds(stale) == nil { throw ValidationError("--stale \(stale): write it like 12h, 7d or 30d") }
-    }
+    @OptionGroup var chosen: StatusSelection
 
     func run() throws {
         try Console.run {
             let store = try global.openStore()
-            let status = try StatusCommand.read(store, instances: instances, labels: labels, stale: stale)
+            let status = try chosen.read(store)
             try Self.write(status, to: output)
             Console.note("wrote \(output): \(status.instances.count) instance(s)")
             return .ok
@@ -134,6 +99,36 @@ struct ReportCommand: ParsableCommand {
             try Data(StatusPage.render(status).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             throw FleetError.config("cannot write the report to \(path): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// What `status` and `report` show: a selection, and when an instance counts as stale.
+struct StatusSelection: ParsableArguments {
+    @Option(name: .customLong("instance"), help: ArgumentHelp("Only this instance (repeatable).", valueName: "name"))
+    var instances: [String] = []
+    @Option(name: .customLong("label"), help: ArgumentHelp("Only instances with this label (repeatable; all must match).", valueName: "key=value"))
+    var labels: [String] = []
+    @Option(help: ArgumentHelp("An instance not verified for longer than this is stale.", valueName: "duration"))
+    var stale = "7d"
+
+    func validate() throws {
+        _ = try parseLabels(labels)
+        if JobOptions.seconds(stale) == nil { throw ValidationError("--stale \(stale): write it like 12h, 7d or 30d") }
+    }
+
+    /// The status of the selection, read once.
+    func read(_ store: FleetStore) throws -> FleetStatus {
+        let wanted = try parseLabels(labels)
+        let names = Set(instances)
+        if !names.isEmpty {
+            let known = Set(try InventoryRepository.load(store).instances.map(\.name))
+            if let unknown = names.subtracting(known).sorted().first {
+                throw FleetError.data("no instance named \(unknown): see `slackfleet inventory list`")
+            }
+        }
+        return try FleetStatus.read(store, staleAfter: JobOptions.seconds(stale) ?? 7 * 86400) { instance in
+            (names.isEmpty || names.contains(instance.name)) && wanted.allSatisfy { instance.labels[$0.key] == $0.value }
         }
     }
 }

@@ -21,39 +21,20 @@ struct Chromium {
     }
 
     /// A screenshot of a file, 1280 wide.
-    func screenshot(_ path: String, to png: String) throws -> String {
-        try launch(["--screenshot=\(png)", "--window-size=1280,1600", "file://" + path]).stderr
+    func screenshot(_ path: String, to png: String) throws {
+        _ = try launch(["--screenshot=\(png)", "--window-size=1280,1600", "file://" + path])
     }
 
-    private func launch(_ arguments: [String]) throws -> (stdout: String, stderr: String) {
+    /// Chromium run the way the tests run the CLI (SlackFleetCLI: its own environment, bounded in
+    /// time), with no network at all: any request would fail and be logged, and the page's
+    /// policy forbids any.
+    private func launch(_ arguments: [String]) throws -> SlackFleetCLI.Result {
         let binary = try #require(Chromium.binary, "install Debian's chromium (apt-get install -y chromium): .ci/run does")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        // No network at all: any request would fail and be logged, and the page's policy forbids any.
-        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                             "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
-                             "--user-data-dir=\(directory.file("chromium-profile"))"] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let collected = Collected()
-        let group = DispatchGroup()
-        for (pipe, isOut) in [(out, true), (err, false)] {
-            group.enter()
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                collected.set(data, isOut: isOut)
-                group.leave()
-            }
-        }
-        if group.wait(timeout: .now() + 60) == .timedOut {
-            process.terminate()
-            throw ChromiumTimeout(arguments: arguments)
-        }
-        process.waitUntilExit()
-        return (String(decoding: collected.out, as: UTF8.self), String(decoding: collected.err, as: UTF8.self))
+        return try SlackFleetCLI(workingDirectory: directory.path, binary: binary).run(
+            ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
+             "--user-data-dir=\(directory.file("chromium-profile"))"] + arguments, timeout: 60)
     }
 
     /// Console messages and refused or failed loads in a log.
@@ -64,7 +45,7 @@ struct Chromium {
     }
 
     /// Distinct byte values in a PNG's decompressed pixels: a blank page has a handful.
-    static func distinctPixelBytes(_ png: String) throws -> Int {
+    func distinctPixelBytes(_ png: String) throws -> Int {
         let script = """
             import sys, zlib
             data = open(sys.argv[1], 'rb').read()
@@ -75,25 +56,9 @@ struct Chromium {
                 pos += 12 + n
             print(len(set(zlib.decompress(idat))))
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script, png]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        process.waitUntilExit()
-        return Int(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let run = try SlackFleetCLI(workingDirectory: directory.path, binary: "/usr/bin/python3").run(["-c", script, png])
+        return Int(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
-
-    private final class Collected: @unchecked Sendable {
-        private let lock = NSLock()
-        var out = Data(), err = Data()
-        func set(_ data: Data, isOut: Bool) { lock.withLock { if isOut { out = data } else { err = data } } }
-    }
-}
-
-struct ChromiumTimeout: Error {
-    let arguments: [String]
 }
 
 extension JobSuites {
@@ -165,8 +130,22 @@ extension JobSuites {
             #expect(rendered.dom.components(separatedBy: "<div class=\"r\" data-state=").count - 1 == 6, "one row per instance")
             #expect(rendered.dom.contains("awaiting-regenerate") && rendered.dom.contains("Regenerate"))
             let shot = fixture.directory.file("fleet.png")
-            _ = try chromium.screenshot(page, to: shot)
-            #expect(try Chromium.distinctPixelBytes(shot) > 16, "the screenshot is not blank")
+            try chromium.screenshot(page, to: shot)
+            #expect(try chromium.distinctPixelBytes(shot) > 16, "the screenshot is not blank")
+        }
+
+        @Test("the browser checks catch what they look for: a console error, a blocked request, a blank screenshot")
+        func checksCanFail() throws {
+            let directory = TemporaryDirectory("chromium")
+            let chromium = Chromium(directory: directory)
+            let bad = directory.write("bad.html", #"<!doctype html><html><head><meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'"></head><body><img src="https://example.com/x.png"><script>missing();</script></body></html>"#)
+            let problems = Chromium.problems(try chromium.dump(bad).log)
+            #expect(problems.contains { $0.contains("missing is not defined") }, "\(problems)")
+            #expect(problems.contains { $0.contains("example.com/x.png") }, "\(problems)")
+            let blank = directory.write("blank.html", "<!doctype html><html><body></body></html>")
+            let shot = directory.file("blank.png")
+            try chromium.screenshot(blank, to: shot)
+            #expect(try chromium.distinctPixelBytes(shot) <= 16, "a blank page fails the screenshot check")
         }
 
         @Test("hostile names from Slack, W&B and labels render as text, never markup; the page holds no secret")

@@ -62,9 +62,10 @@ public enum Registration {
         return Outcome(changed: true, integrations: try waitForClientID(credentials.clientID, context: context, integrationsOf: entity))
     }
 
-    /// Polls `serverInfo` with backoff until it reports `clientID`, within the settle timeout;
-    /// returns the integrations of `entity` read with the last poll.
-    static func waitForClientID(_ clientID: String, context: RegistrationContext, integrationsOf entity: String? = nil) throws -> WandbClient.EntityIntegrations?? {
+    /// Polls `serverInfo` with backoff until it reports `clientID` (nil: no Slack app at all),
+    /// within the settle timeout; returns the integrations of `entity` read with the last poll.
+    @discardableResult
+    static func waitForClientID(_ clientID: String?, context: RegistrationContext, integrationsOf entity: String? = nil) throws -> WandbClient.EntityIntegrations?? {
         let deadline = Date().addingTimeInterval(context.settleTimeout)
         var delay = 0.2
         var seen: String?
@@ -75,7 +76,20 @@ public enum Registration {
             try context.control.sleep(min(delay, max(0, deadline.timeIntervalSinceNow)))
             delay = min(delay * 2, 5)
         }
-        throw FleetError.failed("instance \(context.instance.name) still reports Slack client ID \(seen ?? "none") \(Int(context.settleTimeout)) s after its credentials were written (expected \(clientID)): check that the api pods restarted")
+        let what = clientID.map { "credentials were written (expected \($0))" } ?? "credentials were emptied"
+        throw FleetError.failed("instance \(context.instance.name) still reports Slack client ID \(seen ?? "none") \(Int(context.settleTimeout)) s after its \(what): check that the api pods restarted")
+    }
+
+    /// The Secret names and keys the WeightsAndBiases v2 resource's
+    /// `spec.wandb.notifications.slack` selectors give for the client ID and secret (nil where one
+    /// is missing).
+    static func slackSelectors(_ resource: JSON) -> (clientID: (secret: String, key: String)?, clientSecret: (secret: String, key: String)?) {
+        let slack = resource["spec"]?["wandb"]?["notifications"]?["slack"]
+        func selector(_ field: String) -> (secret: String, key: String)? {
+            guard let secret = slack?[field]?["name"]?.stringValue, let key = slack?[field]?["key"]?.stringValue else { return nil }
+            return (secret, key)
+        }
+        return (selector("clientId"), selector("clientSecret"))
     }
 
     static func kubernetes(_ target: KubernetesTarget, _ context: RegistrationContext) throws -> KubernetesClient {
@@ -169,14 +183,12 @@ struct OperatorV2Registrar {
         let client = try Registration.kubernetes(target, context)
         let name = context.instance.name
         let resource = try client.get(KubernetesClient.resourcePath("v2", target.namespace, target.resource))
-        let slack = resource["spec"]?["wandb"]?["notifications"]?["slack"]
-        guard let idSecret = slack?["clientId"]?["name"]?.stringValue, let idKey = slack?["clientId"]?["key"]?.stringValue,
-              let secretSecret = slack?["clientSecret"]?["name"]?.stringValue, let secretKey = slack?["clientSecret"]?["key"]?.stringValue else {
+        guard case let (id?, secret?) = Registration.slackSelectors(resource) else {
             throw FleetError.failed("instance \(name): the WeightsAndBiases resource \(target.namespace)/\(target.resource) has no spec.wandb.notifications.slack clientId and clientSecret selectors: add them (name and key of a Secret) and run again")
         }
         var patches: [String: [String: JSON]] = [:]
-        patches[idSecret, default: [:]][idKey] = .string(Registration.base64(credentials.clientID))
-        patches[secretSecret, default: [:]][secretKey] = .string(Registration.base64(credentials.clientSecret.revealed))
+        patches[id.secret, default: [:]][id.key] = .string(Registration.base64(credentials.clientID))
+        patches[secret.secret, default: [:]][secret.key] = .string(Registration.base64(credentials.clientSecret.revealed))
         // The Secret writes, then the restart: one sequence, whose intents share a commit.
         let steps: [ChangeExecutor.Step] = patches.sorted(by: { $0.key < $1.key }).map { secretName, data in
             let path = KubernetesClient.secretPath(target.namespace, secretName)

@@ -49,7 +49,7 @@ public enum Unregistration {
         if let unanswered {
             return Outcome(changed: true, note: "\(what); the instance did not answer (\(unanswered)), so that it runs without them is not confirmed")
         }
-        try waitForNone(context: context)
+        try Registration.waitForClientID(nil, context: context)
         return Outcome(changed: true, note: what + "; it reports no Slack client ID")
     }
 
@@ -58,11 +58,8 @@ public enum Unregistration {
     static func emptyV2(_ target: KubernetesTarget, context: RegistrationContext) throws {
         let client = try Registration.kubernetes(target, context)
         let resource = try client.get(KubernetesClient.resourcePath("v2", target.namespace, target.resource))
-        let slack = resource["spec"]?["wandb"]?["notifications"]?["slack"]
-        let selectors = ["clientId", "clientSecret"].compactMap { field -> (secret: String, key: String)? in
-            guard let secret = slack?[field]?["name"]?.stringValue, let key = slack?[field]?["key"]?.stringValue else { return nil }
-            return (secret, key)
-        }
+        let named = Registration.slackSelectors(resource)
+        let selectors = [named.clientID, named.clientSecret].compactMap { $0 }
         guard !selectors.isEmpty else {
             // Nothing names Slack credentials: the instance cannot be running with any of ours.
             return
@@ -98,19 +95,5 @@ public enum Unregistration {
             _ = try client.mergePatch(path, ["spec": ["values": ["global": ["slack": ["clientId": .string(""), "secret": .string("")]]]]])
         }
         try Registration.writeAndRestart([update], target: target, client: client, context: context)
-    }
-
-    /// Polls `serverInfo` with backoff until it reports no client ID, within the settle timeout.
-    static func waitForNone(context: RegistrationContext) throws {
-        let deadline = Date().addingTimeInterval(context.settleTimeout)
-        var delay = 0.2
-        var seen: String?
-        while Date() < deadline {
-            seen = try context.wandb.serverInfo().slackClientID
-            if seen == nil { return }
-            try context.control.sleep(min(delay, max(0, deadline.timeIntervalSinceNow)))
-            delay = min(delay * 2, 5)
-        }
-        throw FleetError.failed("instance \(context.instance.name) still reports Slack client ID \(seen ?? "") \(Int(context.settleTimeout)) s after its credentials were emptied: check that the api pods restarted")
     }
 }

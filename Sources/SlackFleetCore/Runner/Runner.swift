@@ -201,11 +201,13 @@ public final class Runner: @unchecked Sendable {
         return eta
     }
 
-    /// `42 s`, `17 min`, `3.5 h`: a duration as messages and ETAs show it.
+    /// `42 s`, `17 min`, `3.5 h`, `12 d`: a duration as messages and ETAs show it.
     public static func duration(_ seconds: TimeInterval) -> String {
+        if seconds < 0 { return "-" + duration(-seconds) }
         if seconds < 90 { return "\(Int(seconds.rounded())) s" }
         if seconds < 5400 { return "\(Int((seconds / 60).rounded())) min" }
-        return String(format: "%.1f h", seconds / 3600)
+        if seconds < 172_800 { return String(format: "%.1f h", seconds / 3600) }
+        return String(format: "%.0f d", seconds / 86400)
     }
 
     private func recordRunStart(_ report: RunReport) throws {

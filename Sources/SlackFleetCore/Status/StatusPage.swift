@@ -60,8 +60,8 @@ public enum StatusPage {
         page += "<section><h2>Workspaces</h2><table><thead><tr><th>Workspace</th><th>Name</th><th>Token expires</th><th>Apps</th><th>Pending Tier 1 writes</th><th>ETA</th><th>429s last run</th></tr></thead><tbody>"
         for workspace in status.workspaces {
             let soon = (workspace.tokenExpiresInSeconds ?? .infinity) < 6 * 3600
-            page += "<tr><td>\(escape(workspace.id))</td><td>\(escape(workspace.name))</td><td class=\"\(soon ? "bad" : "")\">\(escape(workspace.tokenExpiresAt ?? "unknown"))\(workspace.tokenExpiresInSeconds.map { " (" + duration($0) + ")" } ?? "")</td>"
-            page += "<td>\(workspace.apps)</td><td>\(workspace.pendingTier1Writes)</td><td>\(workspace.pendingTier1Writes == 0 ? "" : duration(workspace.pendingETASeconds))</td><td>\(workspace.rateLimitedLastRun.map(String.init) ?? "")</td></tr>"
+            page += "<tr><td>\(escape(workspace.id))</td><td>\(escape(workspace.name))</td><td class=\"\(soon ? "bad" : "")\">\(escape(workspace.tokenExpiresAt ?? "unknown"))\(workspace.tokenExpiresInSeconds.map { " (" + Runner.duration($0) + ")" } ?? "")</td>"
+            page += "<td>\(workspace.apps)</td><td>\(workspace.pendingTier1Writes)</td><td>\(workspace.pendingTier1Writes == 0 ? "" : Runner.duration(workspace.pendingETASeconds))</td><td>\(workspace.rateLimitedLastRun.map(String.init) ?? "")</td></tr>"
         }
         page += "</tbody></table></section>\n"
 
@@ -81,10 +81,10 @@ public enum StatusPage {
             if index % chunk == 0 { page += index == 0 ? "<div class=\"c\">\n" : "</div><div class=\"c\">\n" }
             page += "<div class=\"r\" data-state=\"\(instance.health.rawValue)\"><span>\(escape(instance.name))</span><span>\(escape(instance.workspace))</span><span>\(escape(instance.appGroup))</span>"
             page += "<span><i class=\"s-\(instance.health.rawValue)\"></i>\(instance.health.rawValue)</span><span>\(escape(instance.appID ?? ""))</span><span>\(escape(instance.clientID ?? ""))</span>"
-            page += "<span data-sort=\"\(instance.verifiedAgeSeconds.map { String(Int($0)) } ?? "")\">\(instance.verifiedAgeSeconds.map { duration($0) + " ago" } ?? "never")</span>"
+            page += "<span data-sort=\"\(instance.verifiedAgeSeconds.map { String(Int($0)) } ?? "")\">\(instance.verifiedAgeSeconds.map { Runner.duration($0) + " ago" } ?? "never")</span>"
             page += "<span data-sort=\"\(instance.deliverySeconds.map { String(format: "%.3f", $0) } ?? "")\">\(instance.deliverySeconds.map { String(format: "%.1f s", $0) } ?? "")</span>"
             page += "<span>\(escape(instance.connection ?? ""))</span><span>\(escape(instance.rotationStage ?? ""))</span>"
-            page += "<span data-sort=\"\(instance.secretAgeSeconds.map { String(Int($0)) } ?? "")\">\(instance.secretAgeSeconds.map(duration) ?? "")</span>"
+            page += "<span data-sort=\"\(instance.secretAgeSeconds.map { String(Int($0)) } ?? "")\">\(instance.secretAgeSeconds.map(Runner.duration) ?? "")</span>"
             page += "<span>\(escape(lastResults(instance.lastResults)))</span>"
             page += "<span>\(escape(instance.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")))</span></div>\n"
         }
@@ -124,15 +124,6 @@ public enum StatusPage {
     static func link(_ url: String) -> String {
         guard url.hasPrefix("https://") else { return escape(url) }
         return "<a href=\"\(escape(url))\" rel=\"noreferrer noopener\">\(escape(url))</a>"
-    }
-
-    static func duration(_ seconds: Double) -> String {
-        let sign = seconds < 0 ? "-" : ""
-        let value = abs(seconds)
-        if value < 90 { return sign + "\(Int(value.rounded())) s" }
-        if value < 5400 { return sign + "\(Int((value / 60).rounded())) min" }
-        if value < 172_800 { return sign + String(format: "%.1f h", value / 3600) }
-        return sign + String(format: "%.0f d", value / 86400)
     }
 
     static func figure(_ title: String, _ svg: String) -> String {
@@ -188,8 +179,8 @@ public enum StatusPage {
         for (index, t) in timeline.seconds.enumerated() {
             points += " \(fmt(x(t))),\(fmt(y(Double(index)))) \(fmt(x(t))),\(fmt(y(Double(index + 1))))"
         }
-        svg += "<polyline points=\"\(points)\" class=\"series\"><title>\(Int(total)) writes in \(duration(last))</title></polyline>"
-        svg += "<text x=\"\(fmt(margin))\" y=\"\(fmt(height - 6))\">0</text><text x=\"\(fmt(width - margin))\" y=\"\(fmt(height - 6))\" text-anchor=\"end\">\(duration(span))</text>"
+        svg += "<polyline points=\"\(points)\" class=\"series\"><title>\(Int(total)) writes in \(Runner.duration(last))</title></polyline>"
+        svg += "<text x=\"\(fmt(margin))\" y=\"\(fmt(height - 6))\">0</text><text x=\"\(fmt(width - margin))\" y=\"\(fmt(height - 6))\" text-anchor=\"end\">\(Runner.duration(span))</text>"
         svg += "<text x=\"2\" y=\"\(fmt(margin - 6))\">\(Int(top))</text></svg>"
         return svg
     }

@@ -133,27 +133,15 @@ public struct Retire: FleetJob {
         }
     }
 
-    /// apps.manifest.delete through the executor (an app Slack no longer has counts as deleted),
-    /// then the app's row marked retired. The audit entry names the integrations that end and
-    /// the instances that could not be asked.
+    /// The app deleted (AppDeletion), then its rows marked retired. The audit entry names the
+    /// integrations that end and the instances that could not be asked.
     static func delete(_ app: App, group: GroupWork, why: String, ended: [JSON], unasked: [String: String], context: JobContext) throws {
         guard let appID = app.slackAppID else { return }
-        let workspace = group.workspace
-        let token = try context.vault.resolve(workspace.configToken)
-        let slack = context.slack(workspace)
-        var detail: [String: JSON] = ["app_id": .string(appID), "stage": .string(app.stage.rawValue), "integrations_ended": .list(ended)]
+        var detail: [String: JSON] = ["integrations_ended": .list(ended)]
         if !unasked.isEmpty { detail["instances_not_asked"] = .list(unasked.keys.sorted().map(JSON.string)) }
-        try context.executor.perform(ChangeExecutor.Change(
-            target: "slack:app/\(workspace.id)/\(group.key.appGroup)", action: "delete",
-            summary: "delete app \(appID) (\(app.stage.rawValue)): \(why)", detail: detail), instance: nil) {
-            do {
-                try slack.delete(appID: appID, token: token)
-            } catch let error as SlackAPIError where error.code == "app_not_found" {
-                // Deleted already (by a run that died before recording it, or by a person).
-            }
-        }
+        try AppDeletion.delete(app, group: group, why: why, detail: detail, context: context)
         if context.executor.dryRun { return }
-        for row in try AppRepository.apps(workspaceID: workspace.id, appGroup: group.key.appGroup, in: context.store)
+        for row in try AppRepository.apps(workspaceID: group.workspace.id, appGroup: group.key.appGroup, in: context.store)
             where row.slackAppID == appID && row.stage != .retired {
             try AppRepository.retire(row, in: context.store)
         }

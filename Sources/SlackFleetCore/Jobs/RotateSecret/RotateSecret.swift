@@ -231,11 +231,8 @@ public struct RotateSecret: FleetJob {
         // Delivery never used the secret: the existing integrations must still deliver.
         let verified = Dictionary(uniqueKeysWithValues: VerifyDelivery(timeout: deliveryTimeout).verify(group, expecting: .init(app: pending), context: context).map { ($0.instance, $0) })
         return registered.results.map { result in
-            var result = result
             let check = verified[result.instance]
-            result.deliverySeconds = check?.deliverySeconds
-            result.connection = check?.connection
-            result.action = check?.action
+            var result = result.verified(by: check)
             switch check?.outcome {
             case .ok?:
                 result.detail = "runs on the new secret of app \(pending.slackAppID ?? ""); its integrations still deliver (alert in \(String(format: "%.1f", check?.deliverySeconds ?? 0)) s)"
@@ -385,11 +382,8 @@ public struct RotateSecret: FleetJob {
             return context.all(group, JobContext.outcome(of: error), ChangeExecutor.describe(error))
         }
         return registered.results.map { result in
-            var result = result
             let check = verified[result.instance]
-            result.deliverySeconds = check?.deliverySeconds
-            result.connection = check?.connection
-            result.action = check?.action
+            var result = result.verified(by: check)
             result.detail = "rotated to app \(appID) (client ID \(pending.clientID ?? "")), verified through a canary integration made through it (alert delivered in \(String(format: "%.1f", check?.deliverySeconds ?? 0)) s); \(tail)"
             return result
         }
@@ -701,24 +695,9 @@ public struct RotateSecret: FleetJob {
         return found.flatMap { $0 }
     }
 
-    /// apps.manifest.delete (Tier 1) through the executor; an app Slack no longer has counts as
-    /// deleted. `breaking`: the integrations the deletion ends, recorded in the audit log.
+    /// The app's deletion (AppDeletion); `breaking`: the integrations it ends, recorded in the audit log.
     private func deleteApp(_ app: App, group: GroupWork, why: String, breaking: [JSON] = [], context: JobContext) throws {
-        let workspace = group.workspace
-        guard let appID = app.slackAppID else { return }
-        let token = try context.vault.resolve(workspace.configToken)
-        let slack = context.slack(workspace)
-        var detail: [String: JSON] = ["app_id": .string(appID), "stage": .string(app.stage.rawValue)]
-        if !breaking.isEmpty { detail["integrations_broken"] = .list(breaking) }
-        try context.executor.perform(ChangeExecutor.Change(
-            target: "slack:app/\(workspace.id)/\(group.key.appGroup)", action: "delete",
-            summary: "delete app \(appID) (\(app.stage.rawValue)): \(why)", detail: detail), instance: nil) {
-            do {
-                try slack.delete(appID: appID, token: token)
-            } catch let error as SlackAPIError where error.code == "app_not_found" {
-                // Deleted already (by a run that died before recording it, or by a person).
-            }
-        }
+        try AppDeletion.delete(app, group: group, why: why, detail: breaking.isEmpty ? [:] : ["integrations_broken": .list(breaking)], context: context)
     }
 
     /// A command-line selection of a group, for a message a person can paste: one instance
@@ -736,5 +715,16 @@ public struct RotateSecret: FleetJob {
         if let missing = group.instances.first(where: { $0.canary == nil }) {
             throw FleetError.config("instance \(missing.name) has no canary entity/project in the inventory: a rotation is only finished once a test alert from every instance is seen; add canary and run again")
         }
+    }
+}
+
+extension InstanceResult {
+    /// This result with what verify-delivery found for the instance: latency, connection, action.
+    func verified(by check: InstanceResult?) -> InstanceResult {
+        var result = self
+        result.deliverySeconds = check?.deliverySeconds
+        result.connection = check?.connection
+        result.action = check?.action
+        return result
     }
 }
