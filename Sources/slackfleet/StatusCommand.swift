@@ -26,7 +26,7 @@ struct StatusCommand: ParsableCommand {
             let store = try global.openStore()
             let status = try chosen.read(store)
             if json {
-                try Console.jsonLine(status)
+                Console.line(status.jsonText)
             } else {
                 Console.out(Self.text(status))
             }
