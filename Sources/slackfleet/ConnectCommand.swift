@@ -42,7 +42,7 @@ struct ConnectCommand: ParsableCommand {
             let (store, keyring, audit) = try global.openForChanges(command: "connect")
             let inventory = try InventoryRepository.load(store)
             let workspaces = Dictionary(inventory.workspaces.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-            var groups = try select.selection.groups(of: inventory).sorted { $0.key < $1.key }.compactMap { key, instances in
+            var groups = try select.selection(store: store).groups(of: inventory).sorted { $0.key < $1.key }.compactMap { key, instances in
                 workspaces[key.workspaceID].map { GroupWork(key: key, workspace: $0, instances: instances.sorted { $0.name < $1.name }) }
             }
             let control = RunControl(maxDuration: wait ? JobOptions.seconds(timeout) : nil)

@@ -34,7 +34,7 @@ struct DoctorCommand: ParsableCommand {
             let store = try global.openStore()
             let keyring = try global.openKeyring(store)
             let inventory = try InventoryRepository.load(store)
-            var selection = try select.selection
+            var selection = try select.selection(store: store)
             // With nothing chosen, the whole fleet.
             if selection.instances.isEmpty && selection.labels.isEmpty { selection.all = true }
             let instances = try selection.groups(of: inventory).values.flatMap { $0 }.sorted { $0.name < $1.name }

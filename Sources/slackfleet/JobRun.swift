@@ -22,7 +22,7 @@ enum JobCommand {
             // The inventory is read while the job's settings are read, the keyring opens and the
             // run takes its lock: every run reads all of it before its first request.
             let inventory = InventoryRead(store)
-            var runOptions = try options.runOptions(for: job)
+            var runOptions = try options.runOptions(for: job, store: store)
             runOptions.transport = try global.transport()
             runOptions.inventory = inventory
             let (keyring, audit) = try global.openForChanges(store, command: job.name)

@@ -15,7 +15,7 @@ struct SelectionOptions: ParsableArguments {
     var labels: [String] = []
     @Flag(help: "Every enabled instance.")
     var all = false
-    @Option(help: ArgumentHelp("This machine's slice of the fleet, by app group: K of N.", valueName: "K/N"))
+    @Option(help: ArgumentHelp("This runner's slice of the fleet, by workspace: K of N (default: the one the database holds).", valueName: "K/N"))
     var shard: String?
     @Option(help: ArgumentHelp("The number of slices; the slice is JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).", valueName: "N"))
     var shards: Int?
@@ -24,14 +24,13 @@ struct SelectionOptions: ParsableArguments {
         _ = try parseLabels(labels)
     }
 
-    var selection: Selection {
-        get throws {
-            var selection = Selection()
-            selection.instances = instances
-            selection.labels = try parseLabels(labels)
-            selection.all = all
-            selection.shard = try Selection.shard(shard, shards: shards, environment: ProcessInfo.processInfo.environment)
-            return selection
-        }
+    /// The selection, acting as the shard the command line names or the database holds.
+    func selection(store: FleetStore) throws -> Selection {
+        var selection = Selection()
+        selection.instances = instances
+        selection.labels = try parseLabels(labels)
+        selection.all = all
+        selection.shard = try Shard.effective(try Shard.parse(shard, shards: shards, environment: ProcessInfo.processInfo.environment), store: store)
+        return selection
     }
 }

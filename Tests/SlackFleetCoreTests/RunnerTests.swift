@@ -281,7 +281,7 @@ struct RunnerTests {
         #expect(error.message.contains("another run holds this database: sync-redirects (run other-run)"))
     }
 
-    @Test("shards split the fleet by app group, stably, and cover it exactly once")
+    @Test("shards split the fleet by workspace, stably, and cover it exactly once")
     func shards() throws {
         let fixture = try FleetFixture()
         try fixture.importInventory(sampleInventory)
@@ -290,12 +290,12 @@ struct RunnerTests {
         for index in 1...3 {
             var selection = Selection()
             selection.all = true
-            selection.shard = (index, 3)
+            selection.shard = Shard(index: index, count: 3)
             seen += try selection.groups(of: inventory).values.flatMap { $0.map(\.name) }
         }
         #expect(seen.sorted() == ["prod-eu-west", "prod-us-east"], "disabled instances are never selected; each other one exactly once")
-        #expect(throws: FleetError.self) { try Selection.shard("4/3", shards: nil, environment: [:]) }
-        #expect(try Selection.shard(nil, shards: 4, environment: ["JOB_COMPLETION_INDEX": "0"])?.index == 1)
+        #expect(throws: FleetError.self) { try Shard.parse("4/3", shards: nil, environment: [:]) }
+        #expect(try Shard.parse(nil, shards: 4, environment: ["JOB_COMPLETION_INDEX": "0"])?.index == 1)
         #expect(throws: FleetError.self) { try Selection().groups(of: inventory) }
     }
 

@@ -12,8 +12,13 @@ public enum SnapshotRestore {
         guard let found = try AppRepository.snapshot(id: id, in: store) else {
             throw FleetError.data("no snapshot \(id): see `slackfleet apps snapshots INSTANCE`")
         }
-        guard let workspace = try InventoryRepository.load(store).workspaces.first(where: { $0.id == found.app.workspaceID }) else {
+        let workspaces = try InventoryRepository.load(store).workspaces
+        guard let workspace = workspaces.first(where: { $0.id == found.app.workspaceID }) else {
             throw FleetError.data("the workspace \(found.app.workspaceID) of snapshot \(id) is no longer in the inventory")
+        }
+        // A shard's database restores only in the workspaces its shard owns.
+        if let shard = try Shard.recorded(in: store), try !shard.owned(workspaces).contains(workspace.id) {
+            throw FleetError.config("workspace \(workspace.id) of snapshot \(id) belongs to another shard than this database's (\(shard)): restore it from that shard's runner")
         }
         let transport = HTTPTransport(configuration: configuration)
         defer { transport.shutdown() }

@@ -31,12 +31,15 @@ public struct Workspace: Sendable, Equatable {
     public var botToken: SecretReference?
     /// The channel test alerts go to, such as `C0CANARY01`.
     public var canaryChannel: String?
+    /// The shard (1-based) this workspace is pinned to when the fleet is split (Shard); nil: by
+    /// a hash of its ID.
+    public var runner: Int?
 
     public static let defaultAPIURL = "https://slack.com/api/"
 
     public init(id: String, name: String, apiURL: String = Workspace.defaultAPIURL, allowInsecureHTTP: Bool = false,
                 configToken: SecretReference, refreshToken: SecretReference, configTokenExpiresAt: String? = nil,
-                botToken: SecretReference? = nil, canaryChannel: String? = nil) {
+                botToken: SecretReference? = nil, canaryChannel: String? = nil, runner: Int? = nil) {
         self.id = id
         self.name = name
         self.apiURL = apiURL
@@ -46,6 +49,7 @@ public struct Workspace: Sendable, Equatable {
         self.configTokenExpiresAt = configTokenExpiresAt
         self.botToken = botToken
         self.canaryChannel = canaryChannel
+        self.runner = runner
     }
 }
 

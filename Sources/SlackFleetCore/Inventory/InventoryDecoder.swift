@@ -133,10 +133,18 @@ final class InventoryDecoder {
             let missing = botToken == nil ? "bot_token" : "canary_channel"
             sink.error(line: record.line, record.location(missing), "is missing", "verify-delivery needs both bot_token and canary_channel; add \(missing) or remove the other")
         }
+        var runner: Int?
+        if let text = record.string("runner") {
+            if text.count <= 4, text.allSatisfy(\.isASCII), let value = Int(text), value >= 1 {
+                runner = value
+            } else {
+                sink.error(line: record.lineOf("runner"), record.location("runner"), "\"\(text)\" is not a shard number", "write the shard this workspace is pinned to, 1 to the number of shards (such as runner: 2), or leave it out")
+            }
+        }
         record.rejectUnknownFields()
         guard let id, let name, let apiURL, let configToken, let refreshToken else { return nil }
         return Workspace(id: id, name: name, apiURL: apiURL, allowInsecureHTTP: allowInsecure, configToken: configToken,
-                         refreshToken: refreshToken, configTokenExpiresAt: expiresAt, botToken: botToken, canaryChannel: canaryChannel)
+                         refreshToken: refreshToken, configTokenExpiresAt: expiresAt, botToken: botToken, canaryChannel: canaryChannel, runner: runner)
     }
 
     private func decodeInstance(_ node: SourceNode, index: Int) -> Instance? {

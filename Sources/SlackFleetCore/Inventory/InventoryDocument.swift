@@ -31,6 +31,7 @@ public enum InventoryDocument {
         if let expires = workspace.configTokenExpiresAt { fields.append(("config_token_expires_at", .text(expires))) }
         if let bot = workspace.botToken { fields.append(("bot_token", .text(bot.description))) }
         if let channel = workspace.canaryChannel { fields.append(("canary_channel", .text(channel))) }
+        if let runner = workspace.runner { fields.append(("runner", .text(String(runner)))) }
         return fields
     }
 

@@ -116,8 +116,11 @@ public enum InventoryImporter {
 
     /// Imports `inventory`: every change and its audit entry in one transaction.
     @discardableResult
-    public static func apply(_ inventory: Inventory, store: FleetStore, audit: AuditLog, prune: Bool) throws -> Plan {
+    /// `shard`: the database is made for that shard (recorded with the import); the caller
+    /// passes that shard's slice of the file (Shard.slice).
+    public static func apply(_ inventory: Inventory, store: FleetStore, audit: AuditLog, prune: Bool, shard: Shard? = nil) throws -> Plan {
         try store.write("importing the inventory") { db in
+            try shard?.record(in: db)
             let plan = try plan(inventory, db: db, prune: prune)
             let workspaces = Dictionary(inventory.workspaces.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             let instances = Dictionary(inventory.instances.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

@@ -5,32 +5,14 @@ public struct Selection: Sendable {
     public var instances: [String] = []
     public var labels: [String: String] = [:]
     public var all = false
-    /// This run's slice: `(index, count)`, 1-based index.
-    public var shard: (index: Int, count: Int)?
+    /// This runner's slice of the fleet: the workspaces it owns.
+    public var shard: Shard?
 
     public init() {}
 
-    /// `--shard K/N`, or JOB_COMPLETION_INDEX (0-based, from a Kubernetes Indexed Job) with `--shards N`.
-    public static func shard(_ text: String?, shards: Int?, environment: [String: String]) throws -> (index: Int, count: Int)? {
-        if let text {
-            let parts = text.split(separator: "/").map { Int($0) }
-            guard parts.count == 2, let index = parts[0], let count = parts[1], count >= 1, (1...count).contains(index) else {
-                throw FleetError.usage("--shard \(text): write it as K/N with 1 <= K <= N, such as --shard 2/4")
-            }
-            return (index, count)
-        }
-        if let shards {
-            guard shards >= 1, let raw = environment["JOB_COMPLETION_INDEX"], let index = Int(raw), (0..<shards).contains(index) else {
-                throw FleetError.usage("--shards \(shards) needs JOB_COMPLETION_INDEX between 0 and \(shards - 1) (set by a Kubernetes Indexed Job), or use --shard K/N")
-            }
-            return (index + 1, shards)
-        }
-        return nil
-    }
-
     /// The instances selected from `inventory` that `selecting` accepts (in service, unless a
     /// job says otherwise), grouped by the app they share.
-    /// Shards split by app group, so a group's instances stay on one machine.
+    /// Shards split by workspace (Shard): one workspace's quota and tokens stay on one runner.
     public func groups(of inventory: Inventory, selecting: (Instance) -> Bool = { $0.isActive }) throws -> [Inventory.AppKey: [Instance]] {
         guard all || !instances.isEmpty || !labels.isEmpty else {
             throw FleetError.usage("choose instances: --instance NAME (repeatable), --label key=value, or --all")
@@ -46,11 +28,10 @@ public struct Selection: Sendable {
                 && (instances.isEmpty || instances.contains(instance.name))
                 && labels.allSatisfy { instance.labels[$0.key] == $0.value }
         }
-        var groups = Dictionary(grouping: chosen) { Inventory.AppKey(workspaceID: $0.workspaceID, appGroup: $0.appGroup) }
-        if let shard {
-            groups = groups.filter { Int(Selection.stableHash("\($0.key.workspaceID)/\($0.key.appGroup)") % UInt64(shard.count)) == shard.index - 1 }
+        let owned = try shard?.owned(inventory.workspaces)
+        return Dictionary(grouping: chosen.filter { owned?.contains($0.workspaceID) ?? true }) {
+            Inventory.AppKey(workspaceID: $0.workspaceID, appGroup: $0.appGroup)
         }
-        return groups
     }
 
     /// FNV-1a: the same on every machine and every run, unlike Swift's seeded `hashValue`.

@@ -14,9 +14,11 @@ struct WorkspaceRecord: Encodable, FetchableRecord, PersistableRecord {
     var configTokenExpiresAt: String?
     var botTokenRef: String?
     var canaryChannel: String?
+    /// Text, as the inventory writes it (SlackFleet never stores text as a number).
+    var runner: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, name
+        case id, name, runner
         case apiURL = "api_url"
         case allowInsecureHTTP = "allow_insecure_http"
         case configTokenRef = "config_token_ref"
@@ -37,6 +39,7 @@ struct WorkspaceRecord: Encodable, FetchableRecord, PersistableRecord {
         configTokenExpiresAt = try row.decode(forColumn: "config_token_expires_at")
         botTokenRef = try row.decode(forColumn: "bot_token_ref")
         canaryChannel = try row.decode(forColumn: "canary_channel")
+        runner = try row.decode(forColumn: "runner")
     }
 
     init(_ workspace: Workspace) {
@@ -49,6 +52,7 @@ struct WorkspaceRecord: Encodable, FetchableRecord, PersistableRecord {
         configTokenExpiresAt = workspace.configTokenExpiresAt
         botTokenRef = workspace.botToken?.description
         canaryChannel = workspace.canaryChannel
+        runner = workspace.runner.map(String.init)
     }
 
     func workspace() throws -> Workspace {
@@ -57,7 +61,7 @@ struct WorkspaceRecord: Encodable, FetchableRecord, PersistableRecord {
                   refreshToken: try StoredReference.parse(refreshTokenRef, "workspace \(id)", "refresh_token"),
                   configTokenExpiresAt: configTokenExpiresAt,
                   botToken: try botTokenRef.map { try StoredReference.parse($0, "workspace \(id)", "bot_token") },
-                  canaryChannel: canaryChannel)
+                  canaryChannel: canaryChannel, runner: runner.flatMap { Int($0) })
     }
 }
 

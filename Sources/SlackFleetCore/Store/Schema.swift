@@ -6,7 +6,7 @@ import GRDB
 /// from every earlier version, with data in place.
 public enum Schema {
     /// The identifiers of every migration, in order.
-    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs", "v4-audit-change-index", "v5-rotation", "v6-connections", "v7-retirement"] }
+    public static var migrationIdentifiers: [String] { ["v1-inventory-secrets", "v2-audit", "v3-runs", "v4-audit-change-index", "v5-rotation", "v6-connections", "v7-retirement", "v8-shards"] }
 
     /// The migrator that brings any earlier database to the current schema.
     public static var migrator: DatabaseMigrator {
@@ -205,6 +205,19 @@ public enum Schema {
             // after it was given an app's credentials, kept until `retire` has retired it.
             try db.execute(sql: """
                 ALTER TABLE instance ADD COLUMN retirement TEXT CHECK (retirement IN ('marked', 'removed'));
+                """)
+        }
+        migrator.registerMigration("v8-shards") { db in
+            // workspace.runner: the shard a workspace is pinned to when the fleet is split.
+            // runner_shard: the shard this database holds (`inventory import --shard K/N`), so
+            // every later command acts on that shard's workspaces only.
+            try db.execute(sql: """
+                ALTER TABLE workspace ADD COLUMN runner TEXT;
+                CREATE TABLE runner_shard (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    shard_index INTEGER NOT NULL,
+                    shard_count INTEGER NOT NULL
+                );
                 """)
         }
         return migrator
