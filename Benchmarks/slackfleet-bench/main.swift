@@ -150,6 +150,14 @@ if argument("--only") == "quota", let simBinary = argument("--fleet-sim") {
     finish(measured.allSatisfy(\.ok) ? 0 : 1)
 }
 
+// `--only provision --fleet-sim PATH`: provision-app and the converged sync-redirects alone (an
+// A/B of two binaries alternates runs of this).
+if argument("--only") == "provision", let simBinary = argument("--fleet-sim") {
+    let measured = try jobBenchmarks(simBinary: simBinary, provisionOnly: true)
+    printTable(measured)
+    finish(measured.allSatisfy(\.ok) ? 0 : 1)
+}
+
 // 1. Import and list through the binary.
 let inventoryPath = directory + "/fleet.yaml"
 try fleetYAML(count: instanceCount).write(toFile: inventoryPath, atomically: true, encoding: .utf8)
@@ -385,7 +393,7 @@ final class BenchFleet {
     deinit { sim.stop() }
 }
 
-func jobBenchmarks(simBinary: String) throws -> [Measurement] {
+func jobBenchmarks(simBinary: String, provisionOnly: Bool = false) throws -> [Measurement] {
     var measurements: [Measurement] = []
     let work = directory + "/jobs"
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -428,6 +436,7 @@ func jobBenchmarks(simBinary: String) throws -> [Measurement] {
           + syncSeconds.map { String(format: "%.3f", $0) }.joined(separator: " ") + " s")
     measurements.append(Measurement(name: "sync-redirects, converged 1000 (export only, median of 5)", seconds: exportOnly ? syncMedian : 999,
                                     target: syncBound * 1.25))
+    if provisionOnly { return measurements }
 
     // The same on a mixed fleet (10% exec hooks, each a process start-up of fleet-sim register): reported, no target.
     let mixedFleet = try BenchFleet("mixed", ["--instances", "1000", "--workspaces", "10", "--latency", "20ms"],
