@@ -29,6 +29,7 @@ build:
 
 test:
 	$(SWIFT) build --build-tests
+	$(SWIFT) build --product generate-manual
 	$(PYTHON) -m pytest -q -p no:cacheprovider Tests/python
 	$(SWIFT) test --skip-build --disable-xctest
 
@@ -69,10 +70,23 @@ fuzz:
 	  if ls .build/fuzz/findings/$$target/* >/dev/null 2>&1; then echo "FOUND: $$(ls .build/fuzz/findings/$$target)"; status=1; fi; \
 	done; exit $$status
 
+# The binary, its shell completions (bash, zsh, fish) and its man pages, under $(PREFIX).
+# INSTALL_BIN: install that binary instead of building the release one; GENERATE_MANUAL: the
+# man page generator already built (the tests pass both: they cannot build while swift test runs).
+INSTALL_BIN ?=
+INSTALLED_BIN = $(or $(INSTALL_BIN),$(CLI))
+GENERATE_MANUAL ?=
 install: $(CLI_DEPS)
-	$(SWIFT) build -c release $(CLI_BUILD) --product slackfleet
-	install -d "$(PREFIX)/bin"
-	install -m 0755 $(CLI) "$(PREFIX)/bin/slackfleet"
+	$(if $(INSTALL_BIN),,$(SWIFT) build -c release $(CLI_BUILD) --product slackfleet)
+	$(if $(GENERATE_MANUAL),,$(SWIFT) build --product generate-manual)
+	install -d "$(PREFIX)/bin" "$(PREFIX)/share/bash-completion/completions" "$(PREFIX)/share/zsh/site-functions" \
+		"$(PREFIX)/share/fish/vendor_completions.d" "$(PREFIX)/share/man/man1"
+	install -m 0755 $(INSTALLED_BIN) "$(PREFIX)/bin/slackfleet"
+	"$(PREFIX)/bin/slackfleet" --generate-completion-script bash > "$(PREFIX)/share/bash-completion/completions/slackfleet"
+	"$(PREFIX)/bin/slackfleet" --generate-completion-script zsh > "$(PREFIX)/share/zsh/site-functions/_slackfleet"
+	"$(PREFIX)/bin/slackfleet" --generate-completion-script fish > "$(PREFIX)/share/fish/vendor_completions.d/slackfleet.fish"
+	$(or $(GENERATE_MANUAL),$$($(SWIFT) build --product generate-manual --show-bin-path)/generate-manual) "$(PREFIX)/bin/slackfleet" --multi-page \
+		--output-directory "$(PREFIX)/share/man/man1"
 
 clean:
 	rm -rf .build "$(DEMO_DIR)"
