@@ -5,35 +5,24 @@ import Testing
 
 @Suite("Shards own workspaces")
 struct ShardTests {
-    /// A small deterministic generator, so a failing fleet can be made again from its seed.
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-    }
-
     /// A random fleet: workspaces with random team IDs, some pinned to a shard, and app groups
     /// of random sizes in them.
     static func fleet(seed: UInt64, shards: Int) -> Inventory {
-        var random = SplitMix(state: seed)
+        // SeededGenerator (AuditTests.swift): a failing fleet is made again from its seed.
+        var random = SeededGenerator(state: seed)
+        func below(_ bound: Int) -> Int { Int.random(in: 0..<bound, using: &random) }
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         var workspaces: [Workspace] = []
-        for index in 0..<(1 + random.below(30)) {
-            let id = "T" + String((0..<9).map { _ in alphabet[random.below(alphabet.count)] }) + String(index)
-            let pinned = random.below(4) == 0 ? 1 + random.below(shards) : nil
+        for index in 0..<(1 + below(30)) {
+            let id = "T" + String((0..<9).map { _ in alphabet[below(alphabet.count)] }) + String(index)
+            let pinned = below(4) == 0 ? 1 + below(shards) : nil
             workspaces.append(Workspace(id: id, name: "w\(index)", configToken: .environment(variable: "C"), refreshToken: .environment(variable: "R"), runner: pinned))
         }
         var instances: [Instance] = []
-        for index in 0..<(1 + random.below(200)) {
-            let workspace = workspaces[random.below(workspaces.count)]
+        for index in 0..<(1 + below(200)) {
+            let workspace = workspaces[below(workspaces.count)]
             instances.append(Instance(name: "i\(index)", baseURL: "https://i\(index).example.com", hostURLs: ["https://i\(index).example.com"],
-                                      workspaceID: workspace.id, appGroup: "g\(random.below(12))", apiKey: .environment(variable: "K"),
+                                      workspaceID: workspace.id, appGroup: "g\(below(12))", apiKey: .environment(variable: "K"),
                                       registrar: .exec(ExecHook(command: ["x"]))))
         }
         return Inventory(workspaces: workspaces, instances: instances)
